@@ -1,0 +1,154 @@
+"""One pydantic-settings class per service, all read from ``TRAINYARD_*`` environment variables.
+
+Outside dev mode (``TRAINYARD_DEV=1``) the secrets must be set explicitly: the defaults are refused.
+``load(cls)`` turns a missing or invalid setting into one clear line naming the variable and exits.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "trainyard-dev-secret"
+DEV_S3_KEY = "trainyard"
+DEV_S3_SECRET = "trainyard-dev-secret"
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: where Redis, S3 and the state directory are, and the dev switch."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="ignore", frozen=True)
+
+    dev: bool = False
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    s3_endpoint: str = "127.0.0.1:8333"  # host:port, MinIO or any S3 server
+    s3_access_key: str = DEV_S3_KEY
+    s3_secret_key: str = DEV_S3_SECRET
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket: str = "trainyard"
+    state_dir: Path = Path(".state")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _secrets_outside_dev(self) -> CommonSettings:
+        if not self.dev:
+            for name, default in self._secret_defaults().items():
+                if getattr(self, name) == default:
+                    raise ValueError(
+                        f"TRAINYARD_{name.upper()} must be set outside dev mode (or set TRAINYARD_DEV=1)"
+                    )
+        return self
+
+    def _secret_defaults(self) -> dict[str, str]:
+        return {"s3_secret_key": DEV_S3_SECRET}
+
+
+class TrainerSettings(CommonSettings):
+    inbox_dir: Path = Path("inbox")
+    control_dir: Path = Path("control")
+    checkpoints_dir: Path = Path("checkpoints")
+    queues: tuple[str, ...] = ("high", "default", "low")
+    inbox_poll_s: float = 1.0
+    inbox_stable_s: float = 1.0  # a file must keep its size this long before it is picked up
+    keep_local_checkpoints: int = 2  # after the registry confirmed them
+    worker_name: str | None = None
+
+
+class RegistrySettings(CommonSettings):
+    replica_endpoint: str | None = None  # host:port of a second S3 server; None = same endpoint
+    replica_bucket: str = "trainyard-replica"
+    replica_access_key: str | None = None
+    replica_secret_key: str | None = None
+    trash_retention_days: float = 7.0
+    best_metric: str = "eval_loss"
+    multipart_threshold_mb: int = 64
+
+
+class EvaluatorSettings(CommonSettings):
+    max_new_tokens: int = 48
+    batch_size: int = 16
+    device: str = "auto"  # auto | cpu | cuda
+    gpu_memory_budget_mb: int = 4096
+    embeddings: bool = True  # MiniLM semantic similarity (falls back to off if the model is missing)
+
+
+class TargetConfig(BaseModel):
+    name: str
+    url: str
+    token: str = ""
+    kind: Literal["trainyard", "vllm"] = "trainyard"
+
+
+class DeployerSettings(CommonSettings):
+    targets: list[TargetConfig] = Field(default_factory=list)
+    verify_threshold: float = 1.0  # fraction of tracked examples whose prediction must match
+    verify_examples: int = 16
+    request_timeout_s: float = 60.0
+
+
+class InferenceSettings(BaseSettings):
+    """The inference container runs on another machine: it needs no Redis or S3."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_INFERENCE_", extra="ignore", frozen=True)
+
+    dev: bool = Field(default=False, validation_alias="TRAINYARD_DEV")
+    base_model: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str = DEV_SECRET
+    adapters_dir: Path = Path(".state/inference/adapters")
+    device: str = "auto"
+    max_batch: int = 8
+    batch_wait_ms: float = 5.0
+
+    @model_validator(mode="after")
+    def _token_outside_dev(self) -> InferenceSettings:
+        if not self.dev and self.token == DEV_SECRET:
+            raise ValueError("TRAINYARD_INFERENCE_TOKEN must be set outside dev mode (or set TRAINYARD_DEV=1)")
+        return self
+
+
+class ApiSettings(CommonSettings):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_token: str = DEV_SECRET
+    open_reads: bool = True  # reads without a token (mutations always need one)
+    uploads_dir: Path = Path(".state/uploads")
+
+    def _secret_defaults(self) -> dict[str, str]:
+        return {**super()._secret_defaults(), "api_token": DEV_SECRET}
+
+
+class StackSettings(CommonSettings):
+    """``trainyard up``: which ports the embedded servers use."""
+
+    redis_port: int = 6379
+    s3_port: int = 8333
+    api_port: int = 8080
+    inference_port: int = 8000
+    dashboard_port: int = 9181
+    bind: str = "127.0.0.1"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(cls: type[S], **overrides: object) -> S:
+    """Instantiate settings or exit with one line naming the offending variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = []
+        for err in exc.errors():
+            loc = "_".join(str(p) for p in err["loc"]).upper()
+            var = f"{prefix}{loc}" if loc else prefix.rstrip("_")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{var}: {msg}" if loc else msg)
+        sys.stderr.write(f"trainyard: invalid settings ({cls.__name__}): {'; '.join(lines)}\n")
+        raise SystemExit(2) from None
