@@ -170,17 +170,33 @@ class Consumer:
         return streams.key("processed", self.config.group)
 
     def _handle_batch(self, stream: str, entries: list, fresh: bool) -> int:
-        acked: list[tuple[str, str | None]] = []
-        batch_ids: set[str] = set()
+        parsed: list[tuple[str, dict, Event | None]] = []
         for entry_id, fields in entries:
             eid = _s(entry_id)
-            done = self._handle_entry(stream, eid, fields, fresh, batch_ids)
+            raw = fields.get(b"event", fields.get("event"))
+            try:
+                if raw is None:
+                    raise InvalidEventError("entry has no 'event' field")
+                parsed.append((eid, fields, parse_event(raw)))
+            except (UnknownEventError, InvalidEventError) as exc:
+                self._dead_letter(stream, eid, fields, f"{type(exc).__name__}: {exc}", deliveries=1)
+                parsed.append((eid, fields, None))
+        # One round trip tells which events this group already handled (redeliveries, duplicate publishes).
+        ids = [e.id for _, _, e in parsed if e is not None]
+        flags = self.r.smismember(self._processed_key(), ids) if ids else []
+        seen = {i for i, f in zip(ids, flags, strict=True) if f}
+        acked: list[tuple[str, str | None]] = []
+        for eid, fields, event in parsed:
+            if event is None or event.id in seen:
+                acked.append((eid, None))
+                continue
+            done = self._handle_entry(stream, eid, fields, event, fresh)
             if done is not None:
                 acked.append(done)
+                seen.add(event.id)
         if acked:
             pipe = self.r.pipeline(transaction=True)
-            ids = [a[0] for a in acked]
-            pipe.xack(stream, self.config.group, *ids)
+            pipe.xack(stream, self.config.group, *[a[0] for a in acked])
             event_ids = [a[1] for a in acked if a[1]]
             if event_ids:
                 pipe.sadd(self._processed_key(), *event_ids)
@@ -188,19 +204,9 @@ class Consumer:
         return len(acked)
 
     def _handle_entry(
-        self, stream: str, eid: str, fields: dict, fresh: bool, batch_ids: set[str]
+        self, stream: str, eid: str, fields: dict, event: Event, fresh: bool
     ) -> tuple[str, str | None] | None:
         """Run the handler for one entry. Returns (entry id, event id) to ack, or None to leave pending."""
-        raw = fields.get(b"event", fields.get("event"))
-        try:
-            if raw is None:
-                raise InvalidEventError("entry has no 'event' field")
-            event = parse_event(raw)
-        except (UnknownEventError, InvalidEventError) as exc:
-            self._dead_letter(stream, eid, fields, f"{type(exc).__name__}: {exc}", deliveries=1)
-            return (eid, None)
-        if event.id in batch_ids or self.r.sismember(self._processed_key(), event.id):
-            return (eid, None)  # already handled: a redelivery, or a producer that published twice
         handler = self.handlers.get(event.type, self.default)
         if handler is None:
             return (eid, event.id)
@@ -217,7 +223,6 @@ class Consumer:
             self.r.hset(self._error_key(), eid, f"{type(exc).__name__}: {exc}")
             return None
         self.processed += 1
-        batch_ids.add(event.id)
         return (eid, event.id)
 
     def _error_key(self) -> str:
