@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
+from shared.settings import StackSettings, load
 
 console = Console()
+err = Console(stderr=True)
+
+
+def _settings(state_dir: Path | None) -> StackSettings:
+    overrides = {"state_dir": state_dir} if state_dir else {}
+    return load(StackSettings, **overrides)
 
 
 def demo_model(out_dir: Path = typer.Argument(..., help="directory to write the tiny Qwen3 into")) -> None:
@@ -18,5 +29,123 @@ def demo_model(out_dir: Path = typer.Argument(..., help="directory to write the 
     console.print(f"tiny Qwen3 written to [bold]{path}[/bold]")
 
 
+def up(
+    base_model: str = typer.Option("", envvar="TRAINYARD_INFERENCE_BASE_MODEL",
+                                   help="base model the inference server serves (dir or hub id); "
+                                        "default: the tiny demo model, built if missing"),
+    state_dir: Path | None = typer.Option(None, help="where logs, data and stack.json live"),
+    detach: bool = typer.Option(False, "--detach", "-d", help="return once healthy, leave the stack running"),
+) -> None:
+    """Start redis, S3 and every service on this machine (no Docker); Ctrl-C or `trainyard down` stops."""
+    from services.stack.supervisor import Stack, down
+
+    settings = _settings(state_dir)
+    if not base_model:
+        base_model = str(_ensure_demo_model(settings.state_dir / "models" / "tiny-qwen3"))
+    stack = Stack(settings, base_model=base_model)
+    try:
+        with console.status("starting the stack") as st:
+            state = stack.up(progress=lambda m: st.update(m))
+    except Exception as exc:  # noqa: BLE001 - one clear line, then clean up what started
+        err.print(f"[red]trainyard up failed:[/red] {exc}")
+        down(settings.state_dir)
+        raise typer.Exit(1) from None
+    _print_urls(state)
+    if detach:
+        return
+    console.print("Ctrl-C stops everything.")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        down(settings.state_dir)
+
+
+def _print_urls(state) -> None:
+    console.print(f"web UI      [bold]{state.api_url}[/bold]")
+    console.print(f"inference   {state.inference_url}")
+    console.print(f"rq-dashboard {state.dashboard_url}")
+    console.print(f"redis       {state.redis_url}   S3 {state.s3_endpoint}   logs {state.state_dir}/logs")
+
+
+def _ensure_demo_model(path: Path) -> Path:
+    if not (path / "config.json").exists():
+        from shared.modeling import build_tiny_model
+
+        build_tiny_model(path)
+    return path.resolve()
+
+
+def stack_down(state_dir: Path | None = typer.Option(None)) -> None:
+    """Stop the stack started by `trainyard up`."""
+    from services.stack.supervisor import down
+
+    stopped = down(_settings(state_dir).state_dir)
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+def stack_status(state_dir: Path | None = typer.Option(None), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show what runs."""
+    from services.stack.supervisor import status
+
+    rows = status(_settings(state_dir).state_dir)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    if not rows:
+        console.print("no stack recorded here (trainyard up starts one)")
+        raise typer.Exit(1)
+    table = Table("process", "pid", "port", "state", "log")
+    for row in rows:
+        table.add_row(row["name"], str(row["pid"]), str(row["port"] or ""),
+                      "[green]running[/green]" if row["alive"] else "[red]stopped[/red]", row["log"])
+    console.print(table)
+    if not all(row["alive"] for row in rows):
+        raise typer.Exit(1)
+
+
+def rebuild(apply: bool = typer.Option(False, "--apply", help="replace the live views with the rebuilt ones"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Replay the event log into fresh projections and compare them with the live ones."""
+    from services.stack.projections import all_projections
+    from shared.projection import rebuild as do_rebuild
+    from shared.runtime import connect_redis
+    from shared.settings import CommonSettings
+
+    settings = load(CommonSettings)
+    r = connect_redis(settings.redis_url)
+    reports = do_rebuild(r, all_projections(), apply=apply)
+    if as_json:
+        console.print_json(json.dumps([r_.__dict__ for r_ in reports]))
+    else:
+        table = Table("projection", "events replayed", "keys", "equal to live", "differing keys")
+        for rep in reports:
+            table.add_row(rep.projection, str(rep.applied), str(rep.keys),
+                          "[green]yes[/green]" if rep.equal else "[red]no[/red]", ", ".join(rep.differing[:5]))
+        console.print(table)
+    if not all(rep.equal for rep in reports) and not apply:
+        raise typer.Exit(1)
+
+
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="leave the stack running after the demo"),
+    state_dir: Path = typer.Option(Path(".demo"), help="state directory of the demo stack"),
+    steps: int = typer.Option(200, help="training steps"),
+) -> None:
+    """The whole flow on the tiny model: inbox → train → versions → snapshots → deploy + verify."""
+    from services.stack.demo import run_demo
+
+    ok = run_demo(state_dir=state_dir, keep=keep, steps=steps, console=console)
+    if not ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo-model")(demo_model)
+    app.command("up")(up)
+    app.command("down")(stack_down)
+    app.command("status")(stack_status)
+    app.command("rebuild")(rebuild)
+    app.command("demo")(demo)
