@@ -137,8 +137,8 @@ def demo(
     """The whole flow on the tiny model: inbox → train → versions → snapshots → deploy + verify."""
     from services.stack.demo import run_demo
 
-    ok = run_demo(state_dir=state_dir, keep=keep, steps=steps, console=console)
-    if not ok:
+    result = run_demo(state_dir=state_dir, keep=keep, steps=steps, console=console)
+    if result is None or not result.ok:
         raise typer.Exit(1)
 
 

@@ -11,6 +11,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ TERMINAL_FAILED = {"failed", "cancelled", "stopped", "skipped"}
 
 class DemoError(Exception):
     """The demo flow did not complete."""
+
+
+@dataclass
+class DemoResult:
+    ok: bool
+    job: dict[str, Any]
+    points: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    deployment: dict[str, Any]
+    reports: list[Any]
+    evolution_api: Any
+    api_url: str
 
 
 def _wait(what: str, fn: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
@@ -70,7 +84,7 @@ def drop_in_inbox(inbox: Path, spec: dict[str, Any]) -> Path:
     return final
 
 
-def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> bool:
+def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoResult | None:
     from services.deployer.projection import list_deployments
     from services.evaluator.readmodel import curve
     from services.registry.projection import list_versions
@@ -91,6 +105,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> bool:
     stack = Stack(settings, base_model=str(model_dir))
     t0 = time.monotonic()
     ok = False
+    result: DemoResult | None = None
     try:
         with console.status("starting the stack") as st:
             state = stack.up(progress=lambda m: st.update(f"starting the stack: {m}"))
@@ -144,6 +159,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> bool:
         metrics = [m for m in job_metrics(r, job_id) if m.get("loss") is not None]
         reports = rebuild(r, all_projections())
         ok = deployment.get("state") == "verified" and all(rep.equal for rep in reports)
+        result = DemoResult(ok, job, points, versions, metrics, deployment, reports, api.json(), state.api_url)
         _summary(console, job, points, versions, metrics, deployment, reports, state, time.monotonic() - t0)
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
@@ -155,7 +171,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> bool:
         else:
             with console.status("stopping the stack"):
                 down(state_dir)
-    return ok
+    return result
 
 
 def _summary(console: Console, job: dict, points: list, versions: list, metrics: list, deployment: dict,
