@@ -168,6 +168,13 @@ class VersionStored(Payload):
     checkpoint_event_id: str | None = None
     final: bool = False
     bytes_uploaded: int = 0
+    # registry additions: the manifest's descriptive fields, so the versions view needs no S3 read
+    name: str = ""
+    note: str = ""
+    created_at: str | None = None
+    size: int = 0
+    lineage: dict[str, Any] = Field(default_factory=dict)
+    rebuilt: bool = False  # re-published by `trainyard registry rebuild` (not a new version: don't react)
 
 
 class VersionReplicated(Payload):
@@ -180,6 +187,10 @@ class AliasMoved(Payload):
     version_id: str
     previous: str | None = None
     target: str | None = None
+    metric: str | None = None  # for `best`: the metric and value that moved it
+    value: float | None = None
+    removed: bool = False  # the alias was deleted (version_id is then the last one it named)
+    rebuilt: bool = False
 
 
 class VersionProtected(Payload):
@@ -191,6 +202,7 @@ class VersionProtected(Payload):
 class VersionTrashed(Payload):
     version_id: str
     retention_days: float
+    trashed_at: str | None = None  # ISO time the retention counts from (kept across rebuilds)
 
 
 class VersionRestored(Payload):
@@ -205,6 +217,7 @@ class VersionPurged(Payload):
 class RegistryVerifyFailed(Payload):
     missing: list[str] = Field(default_factory=list)
     corrupt: list[str] = Field(default_factory=list)
+    repaired: list[str] = Field(default_factory=list)  # restored from the replica by `verify --repair`
 
 
 # --- evaluator --------------------------------------------------------------------------------------

@@ -2,59 +2,166 @@
 
 Other services use this to store datasets, read manifests and materialise versions; the registry service
 itself uses it to turn checkpoints into versions.
+
+Every S3 call is retried with exponential backoff while the server is unreachable (``retry_s`` in all), so
+an outage during an upload delays it instead of failing it. Uploads are verified: the file is hashed in the
+same pass that computes the S3 ETag it must produce (single PUT or multipart with ``part_size`` parts), and
+the stored object's size and ETag are checked after the upload.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
+import math
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import MinioException, S3Error, ServerError
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_delay, wait_exponential
 
+from services.registry.exceptions import IntegrityError, NotFoundError
 from shared import storage
 
+__all__ = ["IntegrityError", "NotFoundError", "RegistryClient", "file_digests"]
 
-class IntegrityError(Exception):
-    """A stored blob's bytes do not match its sha256."""
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MiB = 1024 * 1024
+MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+TRANSIENT_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "NoSuchUpload",
+                   "XMinioServerNotInitialized")
 
 
-class NotFoundError(Exception):
-    """No such version, blob or document in the bucket."""
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_CODES
+    return isinstance(exc, urllib3.exceptions.HTTPError | ServerError | ConnectionError | TimeoutError
+                      | _UploadMismatchError)
+
+
+class _UploadMismatchError(MinioException):
+    """The stored object does not have the size/ETag of the bytes we sent (retried, then IntegrityError)."""
+
+
+def file_digests(path: Path, part_size: int) -> tuple[str, str, int]:
+    """(sha256, expected S3 ETag for an upload in ``part_size`` parts, size), in one read of the file."""
+    sha = hashlib.sha256()
+    part_md5s: list[bytes] = []
+    md5 = hashlib.md5(usedforsecurity=False)
+    in_part = size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(min(storage.CHUNK, part_size - in_part)):
+            sha.update(chunk)
+            md5.update(chunk)
+            in_part += len(chunk)
+            size += len(chunk)
+            if in_part == part_size:
+                part_md5s.append(md5.digest())
+                md5, in_part = hashlib.md5(usedforsecurity=False), 0
+    if in_part or not part_md5s:
+        part_md5s.append(md5.digest())
+    parts = max(1, math.ceil(size / part_size)) if size else 1
+    if parts == 1:
+        etag = part_md5s[0].hex()
+    else:
+        etag = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest() + f"-{parts}"
+    return sha.hexdigest(), etag, size
 
 
 class RegistryClient:
-    def __init__(self, s3: Minio, bucket: str) -> None:
+    def __init__(self, s3: Minio, bucket: str, *, part_size_mb: int = 64, retry_s: float = 600.0,
+                 parallel_uploads: int = 3) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self.part_size = max(5, part_size_mb) * MiB  # S3's minimum part is 5 MiB
+        self.retry_s = retry_s
+        self.parallel_uploads = parallel_uploads
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.s3._base_url.host}/{self.bucket}"  # noqa: SLF001 - minio exposes no getter
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run one S3 operation, retrying with backoff while the server is unreachable."""
+        retrying = Retrying(
+            retry=retry_if_exception(_transient), wait=wait_exponential(multiplier=0.25, max=5),
+            stop=stop_after_delay(self.retry_s), reraise=True,
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        )
+        return retrying(fn)
 
     def ensure_bucket(self) -> None:
-        storage.ensure_bucket(self.s3, self.bucket)
+        self._call(lambda: storage.ensure_bucket(self.s3, self.bucket))
 
     # -- blobs --------------------------------------------------------------------------------------
-    def has_blob(self, digest: str) -> bool:
+    def stat_blob(self, digest: str) -> Any | None:
         try:
-            self.s3.stat_object(self.bucket, storage.blob_key(digest))
-            return True
+            return self._call(lambda: self.s3.stat_object(self.bucket, storage.blob_key(digest)))
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return False
+            if exc.code in MISSING:
+                return None
             raise
 
-    def put_blob(self, path: Path, digest: str | None = None) -> tuple[str, int, int]:
-        """Store a file under its sha256 unless already stored. Returns (sha256, size, bytes uploaded)."""
-        digest = digest or storage.sha256_file(path)
-        size = path.stat().st_size
-        if self.has_blob(digest):
-            return digest, size, 0
-        self.s3.fput_object(self.bucket, storage.blob_key(digest), str(path),
-                            metadata={"x-amz-meta-sha256": digest})
-        return digest, size, size
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        stat = self.stat_blob(digest)
+        return stat is not None and (size is None or stat.size == size)
+
+    def put_blob(self, path: Path, digest: str | None = None, progress: Any = None) -> tuple[str, int, int]:
+        """Store a file under its sha256 unless already stored. Returns (sha256, size, bytes uploaded).
+
+        ``digest``, when given, is what the caller believes the file hashes to; a mismatch raises
+        IntegrityError (the file changed since it was described)."""
+        if digest is not None and self.has_blob(digest, path.stat().st_size):
+            return digest, path.stat().st_size, 0
+        got, etag, size = file_digests(path, self.part_size)
+        if digest is not None and got != digest:
+            raise IntegrityError(f"{path} hashes to {got}, not the announced {digest}: it changed on disk")
+        if digest is None and self.has_blob(got, size):
+            return got, size, 0
+        key = storage.blob_key(got)
+
+        def upload() -> None:
+            self.s3.fput_object(self.bucket, key, str(path), metadata={"x-amz-meta-sha256": got},
+                                part_size=self.part_size, num_parallel_uploads=self.parallel_uploads,
+                                progress=progress)
+            stat = self.s3.stat_object(self.bucket, key)
+            if stat.size != size or (stat.etag or "").strip('"') != etag:
+                raise _UploadMismatchError(f"{key}: stored size {stat.size} etag {stat.etag}, sent {size} {etag}")
+
+        try:
+            self._call(upload)
+        except _UploadMismatchError as exc:
+            raise IntegrityError(f"upload of {path} was not stored intact: {exc}") from exc
+        return got, size, size
+
+    def hash_blob(self, digest: str) -> str | None:
+        """The sha256 of the stored bytes of a blob (None when the blob is missing)."""
+        def read() -> str:
+            resp = self.s3.get_object(self.bucket, storage.blob_key(digest))
+            try:
+                h = hashlib.sha256()
+                for chunk in resp.stream(storage.CHUNK):
+                    h.update(chunk)
+                return h.hexdigest()
+            finally:
+                resp.close()
+                resp.release_conn()
+
+        try:
+            return self._call(read)
+        except S3Error as exc:
+            if exc.code in MISSING:
+                return None
+            raise
 
     def fetch_blob(self, digest: str, dest: Path) -> Path:
         """Download a blob to ``dest``, verifying its sha256 (a mismatch leaves nothing at ``dest``)."""
@@ -63,9 +170,9 @@ class RegistryClient:
             tmp_path = Path(tmp.name)
         try:
             try:
-                self.s3.fget_object(self.bucket, storage.blob_key(digest), str(tmp_path))
+                self._call(lambda: self.s3.fget_object(self.bucket, storage.blob_key(digest), str(tmp_path)))
             except S3Error as exc:
-                if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                if exc.code in MISSING:
                     raise NotFoundError(f"blob {digest} is missing from bucket {self.bucket}") from exc
                 raise
             got = storage.sha256_file(tmp_path)
@@ -76,33 +183,61 @@ class RegistryClient:
             tmp_path.unlink(missing_ok=True)
         return dest
 
+    def delete_key(self, key: str) -> None:
+        self._call(lambda: self.s3.remove_object(self.bucket, key))
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        objs = self._call(lambda: list(self.s3.list_objects(self.bucket, prefix=prefix, recursive=True)))
+        for obj in objs:
+            yield obj.object_name
+
     def presigned_blob_url(self, digest: str, expires_s: int = 3600) -> str:
         return self.s3.presigned_get_object(self.bucket, storage.blob_key(digest), expires=timedelta(seconds=expires_s))
 
     # -- JSON documents -----------------------------------------------------------------------------
     def put_json(self, key: str, obj: Any) -> None:
         data = json.dumps(obj, indent=1, sort_keys=True, default=str).encode()
-        self.s3.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type="application/json")
+        self._call(lambda: self.s3.put_object(self.bucket, key, io.BytesIO(data), len(data),
+                                              content_type="application/json"))
 
     def get_json(self, key: str) -> Any | None:
-        try:
+        def read() -> Any:
             resp = self.s3.get_object(self.bucket, key)
+            try:
+                return json.loads(resp.read())
+            finally:
+                resp.close()
+                resp.release_conn()
+
+        try:
+            return self._call(read)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            if exc.code in MISSING:
                 return None
             raise
-        try:
-            return json.loads(resp.read())
-        finally:
-            resp.close()
-            resp.release_conn()
 
     # -- versions -----------------------------------------------------------------------------------
     def manifest(self, version_id: str) -> dict[str, Any]:
         doc = self.get_json(storage.manifest_key(version_id))
         if doc is None:
-            raise NotFoundError(f"no version {version_id}")
+            raise NotFoundError(f"no version {version_id} in bucket {self.bucket}")
         return doc
+
+    def has_manifest(self, version_id: str) -> bool:
+        try:
+            self._call(lambda: self.s3.stat_object(self.bucket, storage.manifest_key(version_id)))
+            return True
+        except S3Error as exc:
+            if exc.code in MISSING:
+                return False
+            raise
+
+    def put_manifest(self, manifest: dict[str, Any]) -> None:
+        self.put_json(storage.manifest_key(manifest["version_id"]), manifest)
+
+    def list_version_ids(self) -> list[str]:
+        return sorted(k.removeprefix("manifests/").removesuffix(".json")
+                      for k in self.list_keys("manifests/") if k.endswith(".json"))
 
     def materialize(self, version_id: str, dest: Path) -> Path:
         """Write every file of a version under ``dest``, byte-identical to what was stored."""
@@ -130,7 +265,37 @@ class RegistryClient:
             "note": note,
             "created_at": datetime.now(UTC).isoformat(),
             "files": [{"path": storage.safe_relpath(path.name), "sha256": digest, "size": size}],
+            "size": size,
             "lineage": {"job_id": job_id, "dataset_sha256": digest},
         }
-        self.put_json(storage.manifest_key(version_id), manifest)
+        self.put_manifest(manifest)
         return manifest
+
+    # -- aliases and per-version state ----------------------------------------------------------------
+    def get_alias(self, alias: str) -> dict[str, Any] | None:
+        return self.get_json(storage.alias_key(alias))
+
+    def put_alias(self, alias: str, doc: dict[str, Any]) -> None:
+        self.put_json(storage.alias_key(alias), doc)
+
+    def delete_alias(self, alias: str) -> None:
+        self.delete_key(storage.alias_key(alias))
+
+    def list_aliases(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for key in self.list_keys("aliases/"):
+            doc = self.get_json(key)
+            if doc is not None:
+                out[key.removeprefix("aliases/").removesuffix(".json")] = doc
+        return out
+
+    def get_state(self, version_id: str) -> dict[str, Any]:
+        return self.get_json(state_key(version_id)) or {}
+
+    def put_state(self, version_id: str, state: dict[str, Any]) -> None:
+        self.put_json(state_key(version_id), state)
+
+
+def state_key(version_id: str) -> str:
+    """Mutable per-version state (pinned, trashed) beside the immutable manifest, so rebuild sees it."""
+    return f"state/{version_id}.json"
