@@ -98,7 +98,7 @@ class Deployer:
             self.state.mark_done(req.deployment_id)
             return outcome
         self.state.set_serving(req.target, Serving(req.deployment_id, req.version_id, plan.adapter_name, lora_path))
-        move_production_alias(self.r, self.registry, req.target, req.version_id, cause=event)
+        move_production_alias(self.r, self.registry, self.settings, req.target, req.version_id, cause=event)
         publish(self.r, Event.create("deployment.verified", DeploymentVerified(
             deployment_id=req.deployment_id, version_id=req.version_id, target=req.target,
             adapter_name=plan.adapter_name, checked=result.checked, matched=result.matched,
