@@ -1,0 +1,30 @@
+"""Errors the API turns into ``application/problem+json`` responses (see ``errors.py``)."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base of the API's own errors; ``status`` is the HTTP status it maps to."""
+
+    status = 500
+    title = "Internal error"
+
+
+class NotFound(ApiError):
+    status, title = 404, "Not found"
+
+
+class Unauthorized(ApiError):
+    status, title = 401, "Unauthorized"
+
+
+class Conflict(ApiError):
+    status, title = 409, "Conflict"
+
+
+class BadInput(ApiError):
+    status, title = 422, "Invalid input"
+
+
+class BackendUnavailable(ApiError):
+    status, title = 503, "Back end not available"

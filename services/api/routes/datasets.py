@@ -1,0 +1,59 @@
+"""Datasets: the dataset versions in the registry, and upload (validated, stored, content-addressed)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from services.api import backends as b
+from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, SettingsDep
+from services.api.exceptions import BadInput, NotFound
+from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
+from services.api.routes.jobs import UPLOAD_CHUNK, safe_filename
+from services.api.schemas import Page, VersionPublic, paginate
+from shared.bus import publish
+from shared.events import DatasetStored, Event
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+
+@router.get("", response_model=Page[VersionPublic], dependencies=READ, responses=READ_ERRORS)
+def list_datasets(r: RedisDep, page: PageDep) -> dict:
+    items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, kind="dataset")
+    return paginate(items, *page)
+
+
+@router.get("/{version_id}", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+def get_dataset(version_id: str, registry: RegistryDep) -> dict:
+    manifest = registry.get_json(f"manifests/{version_id}.json")
+    if manifest is None or manifest.get("kind") != "dataset":
+        raise NotFound(f"no dataset version {version_id}")
+    return manifest
+
+
+@router.post("", status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
+def upload_dataset(
+    settings: SettingsDep, r: RedisDep, registry: RegistryDep,
+    file: Annotated[UploadFile, File(description="JSONL dataset")],
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> dict[str, Any]:
+    """Validate a dataset (line-numbered errors) and store it in the registry as a dataset version."""
+    filename = safe_filename(file.filename or "dataset.jsonl")
+    dest = Path(settings.uploads_dir) / uuid.uuid4().hex / filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as out:
+        while chunk := file.file.read(UPLOAD_CHUNK):
+            out.write(chunk)
+    if dest.stat().st_size == 0:
+        raise BadInput("file: the uploaded dataset is empty")
+    validated = b.call(b.TRAINER_DATASETS, "load_and_validate", dest)
+    manifest = registry.store_dataset(dest, name=name or Path(filename).stem, note=note)
+    digest = manifest["files"][0]["sha256"]
+    publish(r, Event.create("dataset.stored", DatasetStored(version_id=manifest["version_id"], sha256=digest,
+                                                              name=manifest["name"])))
+    n = getattr(validated, "n_examples", None) or len(getattr(validated, "examples", []) or [])
+    return {"version_id": manifest["version_id"], "sha256": digest, "name": manifest["name"], "n_examples": n}

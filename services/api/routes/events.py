@@ -1,0 +1,91 @@
+"""The live feed: ``GET /api/events/stream`` (server-sent events), resumable with ``Last-Event-ID``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from services.api.deps import READ, HubDep, RedisDep
+from services.api.exceptions import BadInput
+from services.api.hub import FEED_STREAMS, FeedItem, entry_key, history, matches
+from services.api.problems import READ_ERRORS
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+ENTRY_ID = re.compile(r"^\d+-\d+$")
+KEEPALIVE_S = 15.0
+
+
+@router.get("", dependencies=READ, responses=READ_ERRORS)
+def recent(r: RedisDep, job_id: Annotated[str | None, Query()] = None,
+           types: Annotated[str | None, Query(description="comma-separated types; 'job.*' prefixes")] = None,
+           after: Annotated[str, Query(pattern=r"^\d+-\d+$")] = "0-0",
+           limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
+    """Events after an entry id (oldest first), for logs and catching up."""
+    wanted = _types(types)
+    items = [i for i in history(r, after, limit=100_000) if matches(i, job_id, wanted)][:limit]
+    import json
+
+    return {"data": [json.loads(i.data) for i in items], "count": len(items),
+            "last_id": items[-1].entry_id if items else after}
+
+
+@router.get("/stream", dependencies=READ, responses={**READ_ERRORS, 200: {
+    "content": {"text/event-stream": {}}, "description": "server-sent events: id = stream entry id"}})
+async def stream(
+    request: Request, hub: HubDep, r: RedisDep,
+    job_id: Annotated[str | None, Query()] = None,
+    types: Annotated[str | None, Query(description="comma-separated types; 'metrics.*' prefixes")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    since: Annotated[str | None, Query(pattern=r"^\d+-\d+$", description="like Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Metrics and state changes as they happen. Reconnect with ``Last-Event-ID`` to get what was missed."""
+    resume = last_event_id or since
+    if resume is not None and not ENTRY_ID.match(resume):
+        raise BadInput(f"Last-Event-ID: {resume!r} is not a stream entry id like 1700000000000-0")
+    wanted = _types(types)
+    sub = hub.subscribe()  # subscribe before replaying, so nothing falls between the two
+    metrics = request.app.state.metrics
+    metrics.subscribers.inc()
+
+    async def body() -> AsyncIterator[str]:
+        sent: set[str] = set()
+        floor = entry_key(resume) if resume else (0, 0)
+        try:
+            yield "retry: 2000\n\n"
+            if resume:
+                replay = await asyncio.to_thread(history, r, resume, FEED_STREAMS)
+                for item in replay:
+                    sent.add(item.entry_id)
+                    if matches(item, job_id, wanted):
+                        yield item.sse()
+            while True:
+                try:
+                    item: FeedItem | None = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                if item is None:
+                    return
+                if item.entry_id in sent or entry_key(item.entry_id) <= floor:
+                    continue
+                if matches(item, job_id, wanted):
+                    metrics.feed_delivered.inc()
+                    yield item.sse()
+        finally:
+            hub.unsubscribe(sub)
+            metrics.subscribers.dec()
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _types(types: str | None) -> list[str] | None:
+    return [t.strip() for t in types.split(",") if t.strip()] if types else None

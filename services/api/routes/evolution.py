@@ -1,0 +1,92 @@
+"""Evolution: jobs with snapshots, curves, the example browser, one example's history, one step, export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from services.api import backends as b
+from services.api.deps import READ, RedisDep
+from services.api.exceptions import NotFound
+from services.api.problems import NOT_FOUND, READ_ERRORS
+
+router = APIRouter(prefix="/api/evolution", tags=["evolution"], dependencies=READ,
+                   responses={**READ_ERRORS, **NOT_FOUND})
+
+ERRORS = {**READ_ERRORS, **NOT_FOUND}
+
+
+def _found(value: Any, what: str) -> Any:
+    if value is None:
+        raise NotFound(what)
+    return value
+
+
+def _known_job(r: Any, job_id: str) -> None:
+    jobs = b.call(b.EVOLUTION, "list_jobs", r)
+    ids = {j.get("job_id", j.get("id")) if isinstance(j, dict) else j for j in jobs}
+    if job_id not in ids:
+        raise NotFound(f"no evolution snapshots for job {job_id}")
+
+
+@router.get("")
+def evolution_jobs(r: RedisDep) -> dict:
+    """Jobs that have evolution snapshots."""
+    jobs = b.call(b.EVOLUTION, "list_jobs", r)
+    return {"data": jobs, "count": len(jobs)}
+
+
+@router.get("/{job_id}/curve")
+def curve(job_id: str, r: RedisDep) -> Any:
+    """Aggregate curves per step: loss and each metric, train vs held-out, learned/forgotten/never counts."""
+    _known_job(r, job_id)
+    return _found(b.call(b.EVOLUTION, "curve", r, job_id), f"no evolution snapshots for job {job_id}")
+
+
+@router.get("/{job_id}/examples")
+def examples(
+    job_id: str, r: RedisDep,
+    state: Annotated[Literal["learned", "forgotten", "never"] | None, Query()] = None,
+    region: Annotated[Literal["easy", "ambiguous", "hard"] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text search in prompt/target/prediction")] = None,
+    sort: Annotated[Literal["idx", "learned_at", "loss"], Query()] = "idx",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Any:
+    """The tracked examples of a job, filtered and sorted (a page with data and count)."""
+    _known_job(r, job_id)
+    out = b.call(b.EVOLUTION, "examples", r, job_id, state=state, region=region, q=q or None, sort=sort,
+                 offset=offset, limit=limit)
+    if isinstance(out, list):
+        return {"data": out, "count": len(out), "offset": offset, "limit": limit}
+    return out
+
+
+@router.get("/{job_id}/examples/{idx}")
+def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
+    """One example at every step: prediction, metrics and a structured diff against the target."""
+    _known_job(r, job_id)
+    return _found(b.call(b.EVOLUTION, "example_history", r, job_id, idx),
+                  f"no tracked example {idx} in job {job_id}")
+
+
+@router.get("/{job_id}/steps/{step}")
+def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
+    """Every tracked example at one step."""
+    _known_job(r, job_id)
+    return _found(b.call(b.EVOLUTION, "step_snapshot", r, job_id, step), f"no snapshot at step {step} of job {job_id}")
+
+
+@router.get("/{job_id}/export")
+def export(job_id: str, r: RedisDep, fmt: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
+    """The whole evolution of a job as JSON or CSV."""
+    _known_job(r, job_id)
+    body = b.call(b.EVOLUTION, "export", r, job_id, fmt=fmt)
+    if not isinstance(body, (str, bytes)):
+        import json
+
+        body = json.dumps(body, default=str)
+    media = "text/csv" if fmt == "csv" else "application/json"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="evolution-{job_id}.{fmt}"'})

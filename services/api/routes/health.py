@@ -1,0 +1,44 @@
+"""Liveness, readiness (Redis and S3 answer) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.api import backends as b
+from services.api.deps import RedisDep, RegistryDep
+
+router = APIRouter(tags=["health"])
+
+BACKENDS = {"jobs": b.TRAINER_PROJECTION, "control": b.TRAINER_CONTROL, "versions": b.REGISTRY_PROJECTION,
+            "evolution": b.EVOLUTION, "deployments": b.DEPLOYER_PROJECTION}
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", responses={503: {"description": "Redis or S3 not reachable"}})
+def ready(r: RedisDep, registry: RegistryDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        checks["redis"] = bool(r.ping())
+    except Exception as exc:  # noqa: BLE001 - reported in the answer
+        checks["redis"] = f"{type(exc).__name__}: {exc}"
+    try:
+        checks["s3"] = bool(registry.s3.bucket_exists(registry.bucket)) or "bucket missing"
+    except Exception as exc:  # noqa: BLE001
+        checks["s3"] = f"{type(exc).__name__}: {exc}"
+    ok = checks["redis"] is True and checks["s3"] is True
+    backends = {name: b.available(mod) for name, mod in BACKENDS.items()}
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks, "backends": backends},
+                        status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,152 @@
+"""Versions: list, get (with manifest), lineage graph, aliases, protection, trash/restore, download links."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from services.api import backends as b
+from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, S3Dep, SettingsDep
+from services.api.exceptions import NotFound
+from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
+from services.api.schemas import AliasCreate, LineageGraph, Page, ProtectBody, VersionPublic, paginate
+from shared.settings import ApiSettings, CommonSettings, RegistrySettings
+
+router = APIRouter(prefix="/api/versions", tags=["versions"])
+
+LINEAGE_LINKS = ("parent_version_id", "base_version_id", "dataset_version_id")
+
+
+def registry_settings(settings: ApiSettings) -> RegistrySettings:
+    return RegistrySettings(**{k: getattr(settings, k) for k in CommonSettings.model_fields})
+
+
+def load_version(r: Any, version_id: str) -> dict[str, Any]:
+    v = b.call(b.REGISTRY_PROJECTION, "get_version", r, version_id)
+    if v is None:
+        raise NotFound(f"no version {version_id}")
+    return v
+
+
+@router.get("", response_model=Page[VersionPublic], dependencies=READ, responses=READ_ERRORS)
+def list_versions(
+    r: RedisDep, page: PageDep,
+    kind: Annotated[str | None, Query(pattern="^(base|adapter|merged|dataset)$")] = None,
+    job_id: Annotated[str | None, Query()] = None,
+    include_trashed: Annotated[bool, Query()] = False,
+) -> dict:
+    items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, kind=kind, job_id=job_id,
+                   include_trashed=include_trashed)
+    return paginate(items, *page)
+
+
+@router.get("/aliases", dependencies=READ, responses=READ_ERRORS)
+def aliases(r: RedisDep) -> dict:
+    """Every alias and the version it points to."""
+    return b.call(b.REGISTRY_PROJECTION, "get_aliases", r)
+
+
+@router.get("/storage", dependencies=READ, responses=READ_ERRORS)
+def storage_used(r: RedisDep) -> dict:
+    """Bytes stored: logical (sum over versions) and unique (each blob counted once)."""
+    items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, include_trashed=True)
+    logical, blobs, by_kind = 0, {}, {}
+    for v in items:
+        for f in v.get("files") or []:
+            logical += int(f.get("size", 0))
+            blobs[f.get("sha256")] = int(f.get("size", 0))
+        size = v.get("size") or sum(int(f.get("size", 0)) for f in v.get("files") or [])
+        by_kind[v.get("kind", "?")] = by_kind.get(v.get("kind", "?"), 0) + int(size)
+    return {"versions": len(items), "logical_bytes": logical, "unique_bytes": sum(blobs.values()),
+            "blobs": len(blobs), "by_kind": by_kind}
+
+
+@router.get("/{version_id}", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+def get_version(version_id: str, r: RedisDep, registry: RegistryDep) -> dict:
+    """The version as the registry projection knows it, with its manifest from the bucket."""
+    v = load_version(r, version_id)
+    manifest = registry.get_json(f"manifests/{version_id}.json")
+    return {**v, "manifest": manifest}
+
+
+@router.get("/{version_id}/lineage", response_model=LineageGraph, dependencies=READ,
+            responses={**READ_ERRORS, **NOT_FOUND})
+def lineage(version_id: str, r: RedisDep, registry: RegistryDep) -> dict:
+    """The version's ancestry (parent, base model, dataset) and the versions of the same job."""
+    load_version(r, version_id)
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[dict[str, Any]] = []
+    todo = [version_id]
+    while todo and len(nodes) < 200:
+        vid = todo.pop()
+        if vid in nodes:
+            continue
+        manifest = registry.get_json(f"manifests/{vid}.json") or {}
+        lin = manifest.get("lineage") or {}
+        nodes[vid] = {"version_id": vid, "kind": manifest.get("kind"), "name": manifest.get("name"),
+                      "step": lin.get("step"), "job_id": lin.get("job_id"), "missing": not manifest}
+        for link in LINEAGE_LINKS:
+            parent = lin.get(link)
+            if parent:
+                edges.append({"from": parent, "to": vid, "relation": link.removesuffix("_version_id")})
+                todo.append(parent)
+    job_id = nodes[version_id].get("job_id")
+    if job_id:  # siblings: the job's other checkpoints, in step order
+        for v in b.call(b.REGISTRY_PROJECTION, "list_versions", r, job_id=job_id, include_trashed=True):
+            vid = v.get("version_id")
+            if vid and vid not in nodes:
+                nodes[vid] = {"version_id": vid, "kind": v.get("kind"), "name": v.get("name"),
+                              "step": v.get("step"), "job_id": job_id, "missing": False}
+    return {"nodes": list(nodes.values()), "edges": edges}
+
+
+@router.get("/{version_id}/download", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+def download(version_id: str, r: RedisDep, registry: RegistryDep,
+             expires_s: Annotated[int, Query(ge=60, le=86400)] = 3600) -> dict:
+    """Time-limited download links for every file of the version (straight from the object store)."""
+    load_version(r, version_id)
+    manifest = registry.get_json(f"manifests/{version_id}.json")
+    if manifest is None:
+        raise NotFound(f"no manifest for version {version_id} in the bucket")
+    files = [{**f, "url": registry.presigned_blob_url(f["sha256"], expires_s)} for f in manifest["files"]]
+    return {"version_id": version_id, "files": files}
+
+
+def _command(name: str, version_id: str, settings: ApiSettings, r: Any, s3: Any, registry: Any,
+             **extra: Any) -> dict:
+    load_version(r, version_id)
+    result = b.call_with(b.REGISTRY_COMMANDS, name, positional=(), settings=registry_settings(settings), r=r,
+                         s3=s3, registry=registry, version_id=version_id, **extra)
+    return {"version_id": version_id, "action": name, "result": result if isinstance(result, (dict, list, str,
+                                                                                               int, bool)) else None}
+
+
+@router.post("/{version_id}/protect", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+def protect(version_id: str, body: ProtectBody, settings: SettingsDep, r: RedisDep, s3: S3Dep,
+            registry: RegistryDep) -> dict:
+    return _command("protect", version_id, settings, r, s3, registry, reason=body.reason)
+
+
+@router.post("/{version_id}/unprotect", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+def unprotect(version_id: str, settings: SettingsDep, r: RedisDep, s3: S3Dep, registry: RegistryDep) -> dict:
+    return _command("unprotect", version_id, settings, r, s3, registry)
+
+
+@router.post("/{version_id}/aliases", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+def move_alias(version_id: str, body: AliasCreate, settings: SettingsDep, r: RedisDep, s3: S3Dep,
+               registry: RegistryDep) -> dict:
+    """Point an alias at this version (moving it if it exists)."""
+    return _command("move_alias", version_id, settings, r, s3, registry, alias=body.alias)
+
+
+@router.post("/{version_id}/trash", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+def trash(version_id: str, settings: SettingsDep, r: RedisDep, s3: S3Dep, registry: RegistryDep) -> dict:
+    """Move the version to the trash (refused for protected versions)."""
+    return _command("trash", version_id, settings, r, s3, registry)
+
+
+@router.post("/{version_id}/restore", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+def restore(version_id: str, settings: SettingsDep, r: RedisDep, s3: S3Dep, registry: RegistryDep) -> dict:
+    """Take the version back out of the trash."""
+    return _command("restore", version_id, settings, r, s3, registry)
