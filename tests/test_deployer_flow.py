@@ -14,7 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from test_deployer_support import (
+
+from services.deployer import push
+from services.deployer.commands import request_deployment, rollback
+from services.deployer.demo import (
     Adapter,
     InferenceServer,
     demo_examples,
@@ -22,9 +25,6 @@ from test_deployer_support import (
     store_version,
     write_snapshot,
 )
-
-from services.deployer import push
-from services.deployer.commands import request_deployment, rollback
 from services.deployer.deploy import Deployer
 from services.deployer.domain import SERVING_NAME, Transfer
 from services.deployer.main import build
@@ -206,8 +206,7 @@ def test_failures_leave_the_previous_adapter_serving(r, registry, settings_kwarg
     assert _ask(server, SERVING_NAME) == adapters[0].predictions[0]
     assert current(r)["box"]["version_id"] == v1
 
-    from test_deployer_support import build_adapter
-
+    from services.deployer.demo import build_adapter
     from shared.modeling import build_tiny_model
 
     other_base = build_tiny_model(tmp_path / "other", hidden_size=32)
