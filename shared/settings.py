@@ -105,6 +105,10 @@ class InferenceSettings(BaseSettings):
     device: str = "auto"
     max_batch: int = 8
     batch_wait_ms: float = 5.0
+    batch_padding: bool = False  # False: batch only equal-length prompts (bitwise-equal greedy outputs)
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    max_upload_mb: int = 4096  # per uploaded file
+    fetch_timeout_s: float = 60.0  # server-side download of upload files by URL
 
     @model_validator(mode="after")
     def _token_outside_dev(self) -> InferenceSettings:
