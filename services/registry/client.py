@@ -115,17 +115,19 @@ class RegistryClient:
         stat = self.stat_blob(digest)
         return stat is not None and (size is None or stat.size == size)
 
-    def put_blob(self, path: Path, digest: str | None = None, progress: Any = None) -> tuple[str, int, int]:
+    def put_blob(self, path: Path, digest: str | None = None, progress: Any = None,
+                 force: bool = False) -> tuple[str, int, int]:
         """Store a file under its sha256 unless already stored. Returns (sha256, size, bytes uploaded).
 
         ``digest``, when given, is what the caller believes the file hashes to; a mismatch raises
-        IntegrityError (the file changed since it was described)."""
-        if digest is not None and self.has_blob(digest, path.stat().st_size):
+        IntegrityError (the file changed since it was described). ``force`` overwrites a stored blob
+        (repairing a corrupt one)."""
+        if digest is not None and not force and self.has_blob(digest, path.stat().st_size):
             return digest, path.stat().st_size, 0
         got, etag, size = file_digests(path, self.part_size)
         if digest is not None and got != digest:
             raise IntegrityError(f"{path} hashes to {got}, not the announced {digest}: it changed on disk")
-        if digest is None and self.has_blob(got, size):
+        if digest is None and not force and self.has_blob(got, size):
             return got, size, 0
         key = storage.blob_key(got)
 

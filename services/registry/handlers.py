@@ -54,8 +54,9 @@ def find_base_version(reg: Registry, base_model: str | None) -> str | None:
     """The stored base version a checkpoint was trained from, matched by name or by imported path."""
     if not base_model:
         return None
+    keys = {base_model, str(Path(base_model).expanduser().resolve())}
     for v in reversed(list_versions(reg.r, kind="base")):
-        if base_model in (v.get("name"), (v.get("lineage") or {}).get("source_path")):
+        if keys & {v.get("name"), (v.get("lineage") or {}).get("source_path")}:
             return v["version_id"]
     return None
 
