@@ -1,0 +1,182 @@
+"""The ``evolution`` projection (built from ``snapshot.*`` events and the snapshot documents in S3) and its
+read functions (re-exported from ``queries``).
+
+Redis layout, under the projection's view namespace (``ty:view:<ns>:evolution:``):
+  jobs                   hash job_id -> {job_id, n_snapshots, last_step, n_examples, failed, ...}
+  steps:<job>            hash step -> {step, version_id, key, captured_at, aggregates, counts}
+  ex:<job>               hash idx -> {idx, id, split, question, target, latest, state, summary}
+  hist:<job>:<idx>       hash step -> the example's row at that step (prediction and metrics)
+  failed:<job>           hash step -> {version_id, reason}
+  missing:<job>          hash step -> snapshot key whose document was gone at replay time
+
+Snapshots usually arrive in step order: each example's derived statistics (``derived.ExampleState``) are
+folded in one step at a time. A step that arrives late or twice makes the job's derived data be recomputed
+from the stored histories, so the view is the same whatever the arrival order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from services.evaluator.derived import ExampleState, LearnState, Point
+from services.evaluator.queries import (  # noqa: F401 - the read functions live next to the projection
+    VIEW_NAME,
+    curve,
+    example_history,
+    examples,
+    export,
+    failures,
+    list_jobs,
+    step_snapshot,
+)
+from services.registry.client import RegistryClient
+from shared import streams
+from shared.events import Event
+from shared.projection import View
+
+log = logging.getLogger(__name__)
+
+NAME = VIEW_NAME
+ROW_KEYS = ("prediction", "loss", "confidence", "exact", "f1", "edit_sim", "semantic", "pred_len", "flags")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def history_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) for k in ROW_KEYS}
+
+
+class EvolutionProjection:
+    name = NAME
+    streams = (streams.EVOLUTION,)
+
+    def __init__(self, registry: RegistryClient) -> None:
+        self.registry = registry
+
+    def apply(self, view: View, event: Event) -> None:
+        if event.type == "snapshot.captured":
+            self._captured(view, event)
+        elif event.type == "snapshot.failed":
+            self._failed(view, event)
+
+    # -- snapshot.failed ----------------------------------------------------------------------------
+    def _failed(self, view: View, event: Event) -> None:
+        job_id = event.job_id
+        if not job_id:
+            return
+        p = event.payload
+        view.pipe.hset(view.key("failed", job_id), str(p.get("step")),
+                       dumps({"version_id": p.get("version_id"), "reason": p.get("reason"), "step": p.get("step")}))
+        job = _load(view.hget("jobs", job_id)) or _new_job(job_id)
+        job["failed"] = int(view.r.hlen(view.key("failed", job_id))) + (
+            0 if view.r.hexists(view.key("failed", job_id), str(p.get("step"))) else 1)
+        view.pipe.hset(view.key("jobs"), job_id, dumps(job))
+
+    # -- snapshot.captured --------------------------------------------------------------------------
+    def _captured(self, view: View, event: Event) -> None:
+        p = event.payload
+        doc = self.registry.get_json(p["key"])
+        job_id = event.job_id or (doc or {}).get("job_id")
+        if not job_id:
+            return
+        step = int(p["step"])
+        if doc is None:
+            log.warning("snapshot document %s is missing; step %d of %s left out", p["key"], step, job_id)
+            view.pipe.hset(view.key("missing", job_id), str(step), p["key"])
+            return
+        known = {int(s) for s in view.r.hkeys(view.key("steps", job_id))}
+        step_entry = {"step": step, "version_id": doc.get("version_id"), "key": p["key"],
+                      "captured_at": doc.get("captured_at"), "aggregates": doc.get("aggregates", {})}
+        if step in known or (known and step < max(known)):
+            self._recompute(view, job_id, doc, step_entry, known)
+        else:
+            self._fold(view, job_id, doc, step_entry)
+        job = _load(view.hget("jobs", job_id)) or _new_job(job_id)
+        steps = known | {step}
+        job.update(n_snapshots=len(steps), last_step=max(steps), n_examples=len(doc["examples"]),
+                   base_model=doc.get("base_model"))
+        if step == max(steps):
+            job["last_captured_at"] = doc.get("captured_at")
+        view.pipe.hset(view.key("jobs"), job_id, dumps(job))
+
+    def _fold(self, view: View, job_id: str, doc: dict[str, Any], step_entry: dict[str, Any]) -> None:
+        """The common case: a step after every known one; update each example's state by one point."""
+        step = step_entry["step"]
+        current = {int(k): json.loads(v) for k, v in view.r.hgetall(view.key("ex", job_id)).items()}
+        counts: Counter[str] = Counter()
+        for row in doc["examples"]:
+            idx = int(row["idx"])
+            entry = current.get(idx) or _new_example(row)
+            state = ExampleState.from_dict(entry["state"])
+            state.update(Point(step, bool(row["exact"]), row.get("confidence")))
+            entry.update(target=row.get("target", entry.get("target")), state=state.to_dict(),
+                         summary=state.summary(), latest={**history_row(row), "step": step})
+            counts[state.state.value] += 1
+            view.pipe.hset(view.key("ex", job_id), str(idx), dumps(entry))
+            view.pipe.hset(view.key("hist", job_id, str(idx)), str(step), dumps(history_row(row)))
+        step_entry["counts"] = _counts(counts)
+        view.pipe.hset(view.key("steps", job_id), str(step), dumps(step_entry))
+
+    def _recompute(self, view: View, job_id: str, doc: dict[str, Any], step_entry: dict[str, Any],
+                   known: set[int]) -> None:
+        """A late or repeated step: rebuild every example's state and every step's counts from histories."""
+        step = step_entry["step"]
+        current = {int(k): json.loads(v) for k, v in view.r.hgetall(view.key("ex", job_id)).items()}
+        new_rows = {int(row["idx"]): row for row in doc["examples"]}
+        idxs = sorted(set(current) | set(new_rows))
+        pipe = view.r.pipeline(transaction=False)
+        for idx in idxs:
+            pipe.hgetall(view.key("hist", job_id, str(idx)))
+        histories = {idx: {int(s): json.loads(v) for s, v in h.items()} for idx, h in zip(idxs, pipe.execute(),
+                                                                                           strict=True)}
+        per_step: dict[int, Counter[str]] = {s: Counter() for s in known | {step}}
+        for idx in idxs:
+            hist = histories[idx]
+            if idx in new_rows:
+                hist[step] = history_row(new_rows[idx])
+                view.pipe.hset(view.key("hist", job_id, str(idx)), str(step), dumps(hist[step]))
+            entry = current.get(idx) or _new_example(new_rows[idx])
+            if idx in new_rows:
+                entry["target"] = new_rows[idx].get("target", entry.get("target"))
+            state = ExampleState()
+            for s in sorted(hist):
+                state.update(Point(s, bool(hist[s]["exact"]), hist[s].get("confidence")))
+                per_step.setdefault(s, Counter())[state.state.value] += 1
+            last = max(hist)
+            entry.update(state=state.to_dict(), summary=state.summary(), latest={**hist[last], "step": last})
+            view.pipe.hset(view.key("ex", job_id), str(idx), dumps(entry))
+        old_steps = view.r.hgetall(view.key("steps", job_id))
+        for s, counts in per_step.items():
+            entry = step_entry if s == step else _load(old_steps.get(str(s).encode()))
+            if entry is None:
+                continue
+            entry["counts"] = _counts(counts)
+            view.pipe.hset(view.key("steps", job_id), str(s), dumps(entry))
+
+
+def _counts(counts: Counter[str]) -> dict[str, int]:
+    return {s.value: counts.get(s.value, 0) for s in LearnState}
+
+
+def _new_job(job_id: str) -> dict[str, Any]:
+    return {"job_id": job_id, "n_snapshots": 0, "last_step": None, "n_examples": 0, "failed": 0,
+            "last_captured_at": None, "base_model": None}
+
+
+def _new_example(row: dict[str, Any]) -> dict[str, Any]:
+    return {"idx": int(row["idx"]), "id": row.get("id"), "split": row.get("split", "train"),
+            "question": row.get("question", ""), "target": row.get("target", ""),
+            "state": ExampleState().to_dict(), "summary": ExampleState().summary(), "latest": None}
+
+
+def _load(raw: bytes | str | None) -> dict[str, Any] | None:
+    return json.loads(raw) if raw else None
+
+
+__all__ = ["EvolutionProjection", "curve", "example_history", "examples", "export", "failures",
+           "list_jobs", "step_snapshot"]
