@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from services.registry import cli as registry_cli
 from services.stack import cli as stack_cli
 
 app = typer.Typer(help="Trainyard: queue LoRA jobs, watch the model learn, never lose a model, deploy safely.",
@@ -17,6 +18,7 @@ def root() -> None:
 
 
 stack_cli.register(app)
+registry_cli.register(app)
 
 
 def main() -> None:
