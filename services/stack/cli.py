@@ -116,7 +116,7 @@ def rebuild(apply: bool = typer.Option(False, "--apply", help="replace the live 
 
     settings = load(CommonSettings)
     r = connect_redis(settings.redis_url)
-    reports = do_rebuild(r, all_projections(), apply=apply)
+    reports = do_rebuild(r, all_projections(settings), apply=apply)
     if as_json:
         console.print_json(json.dumps([r_.__dict__ for r_ in reports]))
     else:

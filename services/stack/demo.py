@@ -25,7 +25,7 @@ from rich.table import Table
 from services.stack.servers import free_port, port_open
 from services.stack.supervisor import Stack, down
 from shared.modeling import build_tiny_model, demo_dataset_path
-from shared.settings import DEV_SECRET, StackSettings
+from shared.settings import DEV_SECRET, CommonSettings, StackSettings
 
 TERMINAL_FAILED = {"failed", "cancelled", "stopped", "skipped"}
 
@@ -86,7 +86,8 @@ def drop_in_inbox(inbox: Path, spec: dict[str, Any]) -> Path:
 
 def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoResult | None:
     from services.deployer.projection import list_deployments
-    from services.evaluator.readmodel import curve
+    from services.evaluator.exceptions import UnknownJobError
+    from services.evaluator.queries import curve
     from services.registry.projection import list_versions
     from services.stack.projections import all_projections
     from services.trainer.projection import get_job, job_metrics, list_jobs
@@ -133,7 +134,10 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
             snap = progress.add_task("snapshots", total=n_ckpt + 1)
 
             def snapshots_done() -> list | None:
-                points = curve(r, job_id) or []
+                try:
+                    points = curve(r, job_id)
+                except UnknownJobError:
+                    points = []
                 progress.update(snap, completed=len(points))
                 return points if len(points) >= n_ckpt + 1 else None
 
@@ -157,7 +161,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
             raise DemoError(f"GET /api/evolution does not list job {job_id}")
         versions = list_versions(r, job_id=job_id)
         metrics = [m for m in job_metrics(r, job_id) if m.get("loss") is not None]
-        reports = rebuild(r, all_projections())
+        reports = rebuild(r, all_projections(_common(state)))
         ok = deployment.get("state") == "verified" and all(rep.equal for rep in reports)
         result = DemoResult(ok, job, points, versions, metrics, deployment, reports, api.json(), state.api_url)
         _summary(console, job, points, versions, metrics, deployment, reports, state, time.monotonic() - t0)
@@ -172,6 +176,11 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
             with console.status("stopping the stack"):
                 down(state_dir)
     return result
+
+
+def _common(state: Any) -> CommonSettings:
+    return CommonSettings(dev=True, redis_url=state.redis_url, s3_endpoint=state.s3_endpoint,
+                          state_dir=Path(state.state_dir))
 
 
 def _summary(console: Console, job: dict, points: list, versions: list, metrics: list, deployment: dict,

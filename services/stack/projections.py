@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from shared.projection import Projection
+from shared.settings import CommonSettings
 
 
-def all_projections() -> list[Projection]:
+def all_projections(settings: CommonSettings) -> list[Projection]:
     from services.deployer.projection import DeploymentsProjection
     from services.evaluator.readmodel import EvolutionProjection
+    from services.registry.client import RegistryClient
     from services.registry.projection import VersionsProjection
     from services.trainer.projection import JobsProjection
+    from shared.storage import s3_client
 
-    return [JobsProjection(), VersionsProjection(), EvolutionProjection(), DeploymentsProjection()]
+    registry = RegistryClient(s3_client(settings), settings.bucket)
+    return [JobsProjection(), VersionsProjection(), EvolutionProjection(registry), DeploymentsProjection()]
