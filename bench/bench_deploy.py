@@ -71,6 +71,7 @@ def main() -> None:
 
             r = redis.Redis.from_url(redis_srv.url)
             consumer, runner, _ = build(settings, r, consumer="bench")
+            consumer.ensure_groups()
             registry = RegistryClient(storage.s3_client(settings), settings.bucket)
             adapters = [make_adapter(base, tmp / f"a{seed}", seed) for seed in (2, 3)]
             versions = [store_version(registry, base, a, job_id=f"bench{i}", step=10) for i, a in enumerate(adapters)]
