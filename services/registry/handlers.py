@@ -58,6 +58,10 @@ def find_base_version(reg: Registry, base_model: str | None) -> str | None:
     for v in reversed(list_versions(reg.r, kind="base")):
         if keys & {v.get("name"), (v.get("lineage") or {}).get("source_path")}:
             return v["version_id"]
+    for key in reg.primary.list_keys("manifests/base-"):  # the view may lag (or be rebuilding): ask S3
+        m = reg.primary.get_json(key) or {}
+        if keys & {m.get("name"), (m.get("lineage") or {}).get("source_path")}:
+            return m["version_id"]
     return None
 
 
