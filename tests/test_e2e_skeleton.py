@@ -22,7 +22,7 @@ def test_demo_flow_end_to_end(tmp_path: Path) -> None:
     assert steps_seen[0] == 0 and steps_seen[-1] == steps  # baseline and the final checkpoint
     assert len(result.versions) >= 4  # one version per checkpoint (every steps/4)
     assert result.metrics and result.metrics[-1]["loss"] < result.metrics[0]["loss"]
-    assert result.deployment["state"] == "verified"
+    assert result.deployment["status"] == "verified"
     assert all(rep.equal for rep in result.reports), [r for r in result.reports if not r.equal]
     assert result.job["id"] in str(result.evolution_api)
     assert result.ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from shared.settings import StackSettings, load
 
 console = Console()
 err = Console(stderr=True)
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    """Where the stack's state lives; `down` and `status` need nothing else (no secrets)."""
+    return state_dir or Path(os.environ.get("TRAINYARD_STATE_DIR", ".state"))
 
 
 def _settings(state_dir: Path | None) -> StackSettings:
@@ -82,7 +88,7 @@ def stack_down(state_dir: Path | None = typer.Option(None)) -> None:
     """Stop the stack started by `trainyard up`."""
     from services.stack.supervisor import down
 
-    stopped = down(_settings(state_dir).state_dir)
+    stopped = down(_state_dir(state_dir))
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
@@ -90,7 +96,7 @@ def stack_status(state_dir: Path | None = typer.Option(None), as_json: bool = ty
     """Show what runs."""
     from services.stack.supervisor import status
 
-    rows = status(_settings(state_dir).state_dir)
+    rows = status(_state_dir(state_dir))
     if as_json:
         console.print_json(json.dumps(rows))
         return

@@ -146,7 +146,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
 
             def deployed() -> dict | None:
                 for d in list_deployments(r):
-                    if d.get("state") in ("verified", "rolled_back", "failed"):
+                    if _status(d) in ("verified", "rolled_back", "failed"):
                         progress.update(dep, completed=1)
                         return d
                 return None
@@ -162,7 +162,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
         versions = list_versions(r, job_id=job_id)
         metrics = [m for m in job_metrics(r, job_id) if m.get("loss") is not None]
         reports = rebuild(r, all_projections(_common(state)))
-        ok = deployment.get("state") == "verified" and all(rep.equal for rep in reports)
+        ok = _status(deployment) == "verified" and all(rep.equal for rep in reports)
         result = DemoResult(ok, job, points, versions, metrics, deployment, reports, api.json(), state.api_url)
         _summary(console, job, points, versions, metrics, deployment, reports, state, time.monotonic() - t0)
     except DemoError as exc:
@@ -194,7 +194,7 @@ def _summary(console: Console, job: dict, points: list, versions: list, metrics:
     table.add_row("snapshots", ", ".join(f"step {p.get('step')}" for p in points))
     table.add_row("examples learned", _learned(last_point))
     table.add_row("versions", ", ".join(v.get("version_id", "?") for v in versions))
-    table.add_row("deployment", f"{deployment.get('state')} on {deployment.get('target')} "
+    table.add_row("deployment", f"{_status(deployment)} on {deployment.get('target')} "
                                 f"({deployment.get('version_id')})")
     table.add_row("rebuild from log", ", ".join(f"{r.projection}: {'equal' if r.equal else 'DIFFERS'}" for r in reports))
     table.add_row("time", f"{elapsed:.0f}s")
@@ -211,3 +211,7 @@ def _learned(point: dict) -> str:
     if "exact" in train:
         return f"exact match {train['exact']:.0%}"
     return json.dumps(point)[:120]
+
+
+def _status(deployment: dict) -> str | None:
+    return deployment.get("status") or deployment.get("state")
