@@ -27,7 +27,7 @@ FLAG_REPEATED = "repeated"  # a short unit repeats back to back over much of the
 FLAG_INPUT_TRUNCATED = "input_truncated"  # prompt + target were longer than the context and were cut
 FLAG_NAN_LOSS = "nan_loss"  # the teacher-forced loss is not a finite number
 
-_REPEAT = re.compile(r"(.+?)\1{3,}", re.DOTALL)
+_REPEAT = re.compile(r"(.+?)\1{2,}", re.DOTALL)
 
 
 def normalize(text: str) -> str:
@@ -63,7 +63,7 @@ def edit_similarity(prediction: str, target: str) -> float:
 
 
 def is_repeated(text: str) -> bool:
-    """True when one unit repeats at least four times back to back over half the text (and ≥ 8 chars)."""
+    """True when one unit repeats at least three times back to back over half the text (and ≥ 8 chars)."""
     text = normalize(text)
     for m in _REPEAT.finditer(text):
         span = m.end() - m.start()
