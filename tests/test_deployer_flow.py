@@ -33,7 +33,8 @@ from services.deployer.state import DeployerState
 from services.deployer.target import TargetClient
 from services.registry.client import RegistryClient
 from shared import storage, streams
-from shared.bus import Consumer, read_all
+from shared.bus import Consumer, publish, read_all
+from shared.events import DatasetRef, Event, JobCompleted, JobQueued, SnapshotCaptured, VersionStored
 from shared.modeling import render
 from shared.projection import ProjectionRunner, rebuild
 from shared.settings import DeployerSettings, TargetConfig
@@ -166,6 +167,11 @@ def test_deploy_verify_swap_and_rollback_on_mismatch(r, registry, settings_kwarg
     assert _ask(server, SERVING_NAME) == adapters[0].predictions[0]
     assert [d["version_id"] for d in list_deployments(r, "box")] == [v1, v3, v2, v1]
 
+    write_snapshot(registry, "jobC", 30, v3, adapters[2].predictions)  # the evaluator's true predictions
+    assert rig.drive(request_deployment(r, v3, "box"))["status"] == "verified"
+    models = TargetClient(_target(server)).models()
+    assert {"jobC-s30", "jobA-s10", SERVING_NAME} <= set(models) and "jobB-s20" not in models  # 2 kept resident
+
     assert all(rep.equal for rep in rebuild(r, [DeploymentsProjection()]))
 
 
@@ -216,7 +222,20 @@ def test_failures_leave_the_previous_adapter_serving(r, registry, settings_kwarg
     rig.deployer._clients.pop("box")
     wrong_base = rig.drive(request_deployment(r, v_other, "box"))
     assert wrong_base["status"] == "failed" and "refused loading adapter" in wrong_base["error"], wrong_base
+    rig.deployer._clients["box"] = TargetClient(_target(server), transport=OutOfMemoryTransport())
+    oom = rig.drive(request_deployment(r, v2, "box"))
+    assert oom["status"] == "failed" and "out of memory" in oom["error"], oom
     assert _ask(server, SERVING_NAME) == adapters[0].predictions[0]
+    assert current(r)["box"]["version_id"] == v1
+
+
+class OutOfMemoryTransport(httpx.HTTPTransport):
+    """The target answers a load as a GPU out of memory would (the inference server's 507)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/load_lora_adapter":
+            return httpx.Response(507, json={"error": {"message": "CUDA out of memory loading adapter"}})
+        return super().handle_request(request)
 
 
 class FlakyTransport(httpx.HTTPTransport):
@@ -262,6 +281,26 @@ def test_upload_resumes_and_fetch_by_url(r, registry, settings_kwargs, server, a
     rig.deployer.transfer = Transfer.FETCH
     rec = rig.drive(request_deployment(r, v1, "box"))
     assert rec["status"] == "verified", rec
+
+
+def test_on_complete_policy_deploys_after_the_final_snapshot(r, registry, settings_kwargs, server, adapters,
+                                                            tiny_model):
+    rig = Rig(r, _settings(settings_kwargs, _target(server)))
+    spec = {"deploy_policy": "on-complete", "deploy_target": "box"}
+    ds = DatasetRef(name="d", path="/d", sha256="0" * 64, format="chat", n_examples=3)
+    publish(r, Event.create("job.queued", JobQueued(spec=spec, dataset=ds), job_id="jobP"))
+    vid = store_version(registry, tiny_model, adapters[1], job_id="jobP", step=40, spec=spec)
+    publish(r, Event.create("version.stored", VersionStored(
+        version_id=vid, kind="adapter", manifest_key=storage.manifest_key(vid), files=[], step=40, final=True),
+        job_id="jobP"))
+    publish(r, Event.create("job.completed", JobCompleted(step=40), job_id="jobP"))
+    rig.drive(rounds=5)
+    assert list_deployments(r) == []  # waits for the evaluator's snapshot of the final version
+    publish(r, Event.create("snapshot.captured", SnapshotCaptured(version_id=vid, step=40, key="k"), job_id="jobP"))
+    rig.drive(rounds=5)
+    [dep] = list_deployments(r)
+    assert rig.drive(dep["deployment_id"])["status"] == "verified" and dep["reason"] == "on-complete"
+    assert _ask(server, SERVING_NAME) == adapters[1].predictions[0]
 
 
 def test_snapshot_missing_is_a_clear_failure(r, registry, settings_kwargs, server, adapters, tiny_model):

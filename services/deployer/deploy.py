@@ -97,7 +97,7 @@ class Deployer:
             outcome = self._fail(event, req, plan, exc, loaded=loaded, swapped=swapped)
             self.state.mark_done(req.deployment_id)
             return outcome
-        self.state.set_serving(req.target, Serving(req.deployment_id, req.version_id, plan.adapter_name, lora_path))
+        self._settle(client, req, plan, lora_path)
         move_production_alias(self.r, self.registry, self.settings, req.target, req.version_id, cause=event)
         publish(self.r, Event.create("deployment.verified", DeploymentVerified(
             deployment_id=req.deployment_id, version_id=req.version_id, target=req.target,
@@ -182,6 +182,21 @@ class Deployer:
         if got != first.expected:
             raise VerificationError(f"after the swap {SERVING_NAME!r} answered {got[:80]!r}, "
                                     f"expected {first.expected[:80]!r}")
+
+    def _settle(self, client: TargetClient, req: DeploymentRequested, plan: Plan, lora_path: str) -> None:
+        """Record what serves now; keep the previous version resident, unload the one before it."""
+        previous = self.state.serving(req.target)
+        keep = previous.adapter_name if previous and previous.adapter_name != plan.adapter_name else None
+        if keep is None and previous is not None:
+            keep = previous.previous_adapter
+        self.state.set_serving(req.target, Serving(req.deployment_id, req.version_id, plan.adapter_name, lora_path,
+                                                   previous_adapter=keep))
+        stale = previous.previous_adapter if previous else None
+        if stale and stale not in (plan.adapter_name, keep):
+            try:
+                client.unload_adapter(stale)
+            except DeployerError as exc:  # the deployment is verified; a leftover adapter only costs memory
+                log.warning("could not unload old adapter %s from %s: %s", stale, req.target, exc)
 
     # -- failure ------------------------------------------------------------------------------------
     def _fail(self, event: Event, req: DeploymentRequested, plan: Plan | None, exc: Exception,

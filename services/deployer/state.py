@@ -29,6 +29,7 @@ class Serving:
     version_id: str
     adapter_name: str
     lora_path: str
+    previous_adapter: str | None = None  # kept resident for instant rollback; older ones are unloaded
 
 
 @dataclass
