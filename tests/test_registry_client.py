@@ -50,3 +50,25 @@ def test_dataset_version_is_idempotent_and_materialises(client: RegistryClient, 
     assert m1["version_id"] == m2["version_id"] and m1["kind"] == "dataset"
     out = client.materialize(m1["version_id"], tmp_path / "restored")
     assert (out / "data.jsonl").read_bytes() == ds.read_bytes()
+
+
+def test_upload_of_a_file_that_changed_since_it_was_hashed_is_refused(client: RegistryClient, tmp_path: Path) -> None:
+    f = tmp_path / "c.bin"
+    f.write_bytes(b"original")
+    announced = storage.sha256_file(f)
+    f.write_bytes(b"modified")
+    with pytest.raises(IntegrityError, match="changed on disk"):
+        client.put_blob(f, announced)
+    assert not client.has_blob(announced)
+
+
+def test_multipart_upload_is_verified_by_etag(common_settings: CommonSettings, tmp_path: Path) -> None:
+    import os
+
+    c = RegistryClient(storage.s3_client(common_settings), common_settings.bucket, part_size_mb=5)
+    c.ensure_bucket()
+    f = tmp_path / "big.bin"
+    f.write_bytes(os.urandom(11 * 1024 * 1024))  # three parts
+    digest, size, sent = c.put_blob(f)
+    assert sent == size and c.stat_blob(digest).etag.strip('"').endswith("-3")
+    assert c.hash_blob(digest) == digest

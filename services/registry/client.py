@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -52,29 +51,50 @@ class _UploadMismatchError(MinioException):
     """The stored object does not have the size/ETag of the bytes we sent (retried, then IntegrityError)."""
 
 
+class _HashingReader:
+    """A file reader that computes the sha256 and the S3 ETag (per-part MD5s) of what the SDK reads."""
+
+    def __init__(self, f: Any, part_size: int) -> None:
+        self.f = f
+        self.part_size = part_size
+        self._sha = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._parts: list[bytes] = []
+        self._in_part = 0
+        self._size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self._sha.update(data)
+        self._size += len(data)
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self.part_size - self._in_part)
+            self._md5.update(view[:take])
+            self._in_part += take
+            view = view[take:]
+            if self._in_part == self.part_size:
+                self._parts.append(self._md5.digest())
+                self._md5, self._in_part = hashlib.md5(usedforsecurity=False), 0
+        return data
+
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def etag(self) -> str:
+        parts = self._parts + ([self._md5.digest()] if self._in_part or not self._parts else [])
+        if len(parts) == 1:
+            return parts[0].hex()
+        return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest() + f"-{len(parts)}"
+
+
 def file_digests(path: Path, part_size: int) -> tuple[str, str, int]:
     """(sha256, expected S3 ETag for an upload in ``part_size`` parts, size), in one read of the file."""
-    sha = hashlib.sha256()
-    part_md5s: list[bytes] = []
-    md5 = hashlib.md5(usedforsecurity=False)
-    in_part = size = 0
     with open(path, "rb") as f:
-        while chunk := f.read(min(storage.CHUNK, part_size - in_part)):
-            sha.update(chunk)
-            md5.update(chunk)
-            in_part += len(chunk)
-            size += len(chunk)
-            if in_part == part_size:
-                part_md5s.append(md5.digest())
-                md5, in_part = hashlib.md5(usedforsecurity=False), 0
-    if in_part or not part_md5s:
-        part_md5s.append(md5.digest())
-    parts = max(1, math.ceil(size / part_size)) if size else 1
-    if parts == 1:
-        etag = part_md5s[0].hex()
-    else:
-        etag = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest() + f"-{parts}"
-    return sha.hexdigest(), etag, size
+        reader = _HashingReader(f, part_size)
+        while reader.read(storage.CHUNK):
+            pass
+    return reader.sha256(), reader.etag(), reader._size  # noqa: SLF001
 
 
 class RegistryClient:
@@ -119,31 +139,35 @@ class RegistryClient:
                  force: bool = False) -> tuple[str, int, int]:
         """Store a file under its sha256 unless already stored. Returns (sha256, size, bytes uploaded).
 
-        ``digest``, when given, is what the caller believes the file hashes to; a mismatch raises
-        IntegrityError (the file changed since it was described). ``force`` overwrites a stored blob
-        (repairing a corrupt one)."""
-        if digest is not None and not force and self.has_blob(digest, path.stat().st_size):
-            return digest, path.stat().st_size, 0
-        got, etag, size = file_digests(path, self.part_size)
-        if digest is not None and got != digest:
-            raise IntegrityError(f"{path} hashes to {got}, not the announced {digest}: it changed on disk")
-        if digest is None and not force and self.has_blob(got, size):
-            return got, size, 0
-        key = storage.blob_key(got)
+        ``digest``, when given, is what the caller believes the file hashes to: the file is then read once,
+        hashed while it uploads, and a mismatch (the file changed since it was described) removes the
+        object and raises IntegrityError. ``force`` overwrites a stored blob (repairing a corrupt one)."""
+        size = path.stat().st_size
+        if digest is None:
+            digest = storage.sha256_file(path)
+        if not force and self.has_blob(digest, size):
+            return digest, size, 0
+        key = storage.blob_key(digest)
 
         def upload() -> None:
-            self.s3.fput_object(self.bucket, key, str(path), metadata={"x-amz-meta-sha256": got},
-                                part_size=self.part_size, num_parallel_uploads=self.parallel_uploads,
-                                progress=progress)
+            with open(path, "rb") as f:
+                reader = _HashingReader(f, self.part_size)
+                self.s3.put_object(self.bucket, key, reader, size, metadata={"x-amz-meta-sha256": digest},
+                                   part_size=self.part_size, num_parallel_uploads=self.parallel_uploads,
+                                   progress=progress)
+            if reader.sha256() != digest:
+                self.s3.remove_object(self.bucket, key)
+                raise IntegrityError(f"{path} hashes to {reader.sha256()}, not {digest}: it changed on disk")
             stat = self.s3.stat_object(self.bucket, key)
-            if stat.size != size or (stat.etag or "").strip('"') != etag:
-                raise _UploadMismatchError(f"{key}: stored size {stat.size} etag {stat.etag}, sent {size} {etag}")
+            if stat.size != size or (stat.etag or "").strip('"') != reader.etag():
+                raise _UploadMismatchError(
+                    f"{key}: stored size {stat.size} etag {stat.etag}, sent {size} {reader.etag()}")
 
         try:
             self._call(upload)
         except _UploadMismatchError as exc:
             raise IntegrityError(f"upload of {path} was not stored intact: {exc}") from exc
-        return got, size, size
+        return digest, size, size
 
     def hash_blob(self, digest: str) -> str | None:
         """The sha256 of the stored bytes of a blob (None when the blob is missing)."""
