@@ -24,6 +24,7 @@ TRAINER_CONTROL = "services.trainer.control"
 TRAINER_DATASETS = "services.trainer.datasets"
 REGISTRY_PROJECTION = "services.registry.projection"
 REGISTRY_COMMANDS = "services.registry.commands"
+REGISTRY_CONTEXT = "services.registry.context"
 EVOLUTION = "services.evaluator.readmodel"
 DEPLOYER_PROJECTION = "services.deployer.projection"
 DEPLOYER_COMMANDS = "services.deployer.commands"
@@ -69,28 +70,12 @@ def available(module_name: str) -> bool:
         return False
 
 
-def call_with(module_name: str, name: str, /, *, positional: tuple[str, ...] = (), **available: Any) -> Any:
-    """Call a command passing, by name, those of ``available`` its signature takes.
 
-    Commands of the registry and deployer take different mixes of (settings, r, s3, client, ...); this
-    binds what the function asks for, so the API keeps working while their signatures settle.
-    """
-    import inspect
-
-    fn = function(module_name, name)
-    params = inspect.signature(fn).parameters
-    aliases = {"redis": "r", "client": "registry", "registry_client": "registry", "minio": "s3",
-               "s3_client": "s3", "target_name": "target", "vid": "version_id"}
-    kwargs: dict[str, Any] = {}
-    args: list[Any] = []
-    for pname, p in params.items():
-        key = pname if pname in available else aliases.get(pname, pname)
-        if key not in available:
-            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                raise BackendUnavailable(f"{module_name}.{name} needs {pname!r}, which the API cannot supply")
-            continue
-        if p.kind == p.POSITIONAL_ONLY or pname in positional:
-            args.append(available[key])
-        else:
-            kwargs[pname] = available[key]
-    return call(module_name, name, *args, **kwargs)
+def registry_context(app_state: Any) -> Any:
+    """The registry's ``Registry`` context (settings, Redis, primary and replica clients), opened once."""
+    ctx = getattr(app_state, "registry_ctx", None)
+    if ctx is None:
+        opener = function(REGISTRY_CONTEXT, "Registry").open
+        ctx = opener(app_state.settings, app_state.redis, ensure=False)
+        app_state.registry_ctx = ctx
+    return ctx

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, Query, Request
@@ -32,6 +32,13 @@ def get_s3(request: Request) -> Minio:
 
 def get_registry(request: Request) -> RegistryClient:
     return request.app.state.registry
+
+
+def get_registry_ctx(request: Request) -> Any:
+    """The registry service's command context (imported lazily: 503 where the registry is not installed)."""
+    from services.api.backends import registry_context
+
+    return registry_context(request.app.state)
 
 
 def get_hub(request: Request) -> Hub:
@@ -72,6 +79,7 @@ RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 S3Dep = Annotated[Minio, Depends(get_s3)]
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
 HubDep = Annotated[Hub, Depends(get_hub)]
+RegistryCtxDep = Annotated[Any, Depends(get_registry_ctx)]
 TokenDep = Annotated[str, Depends(require_token)]
 READ = [Depends(check_read)]
 WRITE = [Depends(require_token)]

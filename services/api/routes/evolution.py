@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from services.api import backends as b
 from services.api.deps import READ, RedisDep
-from services.api.exceptions import NotFound
+from services.api.exceptions import BadInput, NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS
 
 router = APIRouter(prefix="/api/evolution", tags=["evolution"], dependencies=READ,
@@ -47,17 +47,19 @@ def curve(job_id: str, r: RedisDep) -> Any:
 @router.get("/{job_id}/examples")
 def examples(
     job_id: str, r: RedisDep,
-    state: Annotated[Literal["learned", "forgotten", "never"] | None, Query()] = None,
-    region: Annotated[Literal["easy", "ambiguous", "hard"] | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=200, description="text search in prompt/target/prediction")] = None,
-    sort: Annotated[Literal["idx", "learned_at", "loss"], Query()] = "idx",
+    state: Annotated[Literal["learned", "forgotten", "never_learned"] | None, Query()] = None,
+    region: Annotated[Literal["easy-to-learn", "ambiguous", "hard-to-learn"] | None, Query()] = None,
+    split: Annotated[Literal["train", "heldout"] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text search in id/question/target/prediction")] = None,
+    sort: Annotated[str, Query(pattern=r"^-?(idx|learned_at|loss|confidence|f1|forgetting)$",
+                               description="field, '-' in front for descending")] = "idx",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Any:
     """The tracked examples of a job, filtered and sorted (a page with data and count)."""
     _known_job(r, job_id)
     out = b.call(b.EVOLUTION, "examples", r, job_id, state=state, region=region, q=q or None, sort=sort,
-                 offset=offset, limit=limit)
+                 offset=offset, limit=limit, **({"split": split} if split else {}))
     if isinstance(out, list):
         return {"data": out, "count": len(out), "offset": offset, "limit": limit}
     return out
@@ -67,15 +69,22 @@ def examples(
 def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
     """One example at every step: prediction, metrics and a structured diff against the target."""
     _known_job(r, job_id)
-    return _found(b.call(b.EVOLUTION, "example_history", r, job_id, idx),
-                  f"no tracked example {idx} in job {job_id}")
+    try:
+        return _found(b.call(b.EVOLUTION, "example_history", r, job_id, idx),
+                      f"no tracked example {idx} in job {job_id}")
+    except BadInput as exc:  # the read model calls an unknown index a bad query; for a URL it is a 404
+        raise NotFound(f"no tracked example {idx} in job {job_id}") from exc
 
 
 @router.get("/{job_id}/steps/{step}")
 def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
     """Every tracked example at one step."""
     _known_job(r, job_id)
-    return _found(b.call(b.EVOLUTION, "step_snapshot", r, job_id, step), f"no snapshot at step {step} of job {job_id}")
+    try:
+        return _found(b.call(b.EVOLUTION, "step_snapshot", r, job_id, step),
+                      f"no snapshot at step {step} of job {job_id}")
+    except BadInput as exc:
+        raise NotFound(f"no snapshot at step {step} of job {job_id}") from exc
 
 
 @router.get("/{job_id}/export")

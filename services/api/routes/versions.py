@@ -7,19 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from services.api import backends as b
-from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, S3Dep, SettingsDep
+from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.exceptions import NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.schemas import AliasCreate, LineageGraph, Page, ProtectBody, VersionPublic, paginate
-from shared.settings import ApiSettings, CommonSettings, RegistrySettings
 
 router = APIRouter(prefix="/api/versions", tags=["versions"])
 
 LINEAGE_LINKS = ("parent_version_id", "base_version_id", "dataset_version_id")
-
-
-def registry_settings(settings: ApiSettings) -> RegistrySettings:
-    return RegistrySettings(**{k: getattr(settings, k) for k in CommonSettings.model_fields})
 
 
 def load_version(r: Any, version_id: str) -> dict[str, Any]:
@@ -113,40 +108,39 @@ def download(version_id: str, r: RedisDep, registry: RegistryDep,
     return {"version_id": version_id, "files": files}
 
 
-def _command(name: str, version_id: str, settings: ApiSettings, r: Any, s3: Any, registry: Any,
-             **extra: Any) -> dict:
+def _command(name: str, version_id: str, r: Any, reg: Any, *args: Any, **kwargs: Any) -> dict:
     load_version(r, version_id)
-    result = b.call_with(b.REGISTRY_COMMANDS, name, positional=(), settings=registry_settings(settings), r=r,
-                         s3=s3, registry=registry, version_id=version_id, **extra)
-    return {"version_id": version_id, "action": name, "result": result if isinstance(result, (dict, list, str,
-                                                                                               int, bool)) else None}
+    result = b.call(b.REGISTRY_COMMANDS, name, reg, *args, **kwargs)
+    return {"version_id": version_id, "action": name, "result": result if isinstance(result, (str, int, bool)) else None}
 
 
 @router.post("/{version_id}/protect", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
-def protect(version_id: str, body: ProtectBody, settings: SettingsDep, r: RedisDep, s3: S3Dep,
-            registry: RegistryDep) -> dict:
-    return _command("protect", version_id, settings, r, s3, registry, reason=body.reason)
+def protect(version_id: str, body: ProtectBody, r: RedisDep, reg: RegistryCtxDep) -> dict:
+    """Pin the version: it cannot be trashed or purged while pinned."""
+    return _command("protect", version_id, r, reg, version_id, reason=body.reason)
 
 
 @router.post("/{version_id}/unprotect", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
-def unprotect(version_id: str, settings: SettingsDep, r: RedisDep, s3: S3Dep, registry: RegistryDep) -> dict:
-    return _command("unprotect", version_id, settings, r, s3, registry)
+def unprotect(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
+    """Remove the pin (aliases and deployments still protect the version)."""
+    return _command("unprotect", version_id, r, reg, version_id)
 
 
 @router.post("/{version_id}/aliases", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
-def move_alias(version_id: str, body: AliasCreate, settings: SettingsDep, r: RedisDep, s3: S3Dep,
-               registry: RegistryDep) -> dict:
+def move_alias(version_id: str, body: AliasCreate, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Point an alias at this version (moving it if it exists)."""
-    return _command("move_alias", version_id, settings, r, s3, registry, alias=body.alias)
+    load_version(r, version_id)
+    b.call(b.REGISTRY_COMMANDS, "move_alias", reg, body.alias, version_id)
+    return {"version_id": version_id, "action": "move_alias", "result": body.alias}
 
 
 @router.post("/{version_id}/trash", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
-def trash(version_id: str, settings: SettingsDep, r: RedisDep, s3: S3Dep, registry: RegistryDep) -> dict:
-    """Move the version to the trash (refused for protected versions)."""
-    return _command("trash", version_id, settings, r, s3, registry)
+def trash(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
+    """Move the version to the trash (refused for protected versions); ``result`` says when it may be purged."""
+    return _command("trash", version_id, r, reg, version_id)
 
 
 @router.post("/{version_id}/restore", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
-def restore(version_id: str, settings: SettingsDep, r: RedisDep, s3: S3Dep, registry: RegistryDep) -> dict:
+def restore(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Take the version back out of the trash."""
-    return _command("restore", version_id, settings, r, s3, registry)
+    return _command("restore", version_id, r, reg, version_id)

@@ -1,0 +1,109 @@
+// Jobs: the queue with priorities, state and progress; control buttons; submit by dropping a JSONL file.
+import { act, api, maybe } from "../api.js";
+import { onEvent } from "../feed.js";
+import { clear, fmt, h, progress, stateBadge, table, toast } from "../dom.js";
+
+const ACTIONS = {
+  pause: ["running", "queued"], resume: ["paused", "stopped", "preempted", "failed"],
+  stop: ["running", "queued", "paused", "preempted"], skip: ["running"],
+  cancel: ["queued", "paused", "preempted", "stopped", "failed"],
+};
+
+export async function render(main) {
+  const jobsBox = h("div");
+  const queueBox = h("div");
+  main.append(
+    h("section", {}, h("h2", { text: "Jobs" }), jobsBox),
+    h("div", { class: "row" },
+      h("section", {}, h("h2", { text: "Queue order" }), queueBox),
+      h("section", {}, h("h2", { text: "Submit a job" }), submitForm(() => refresh()))),
+  );
+
+  async function refresh() {
+    const [jobs, queue] = await Promise.all([maybe("/api/jobs?limit=200", null), maybe("/api/queue?limit=200", null)]);
+    clear(jobsBox).append(jobs ? jobsTable(jobs.data, refresh) : h("p", { class: "muted", text: "The trainer is not available." }));
+    clear(queueBox).append(queue ? queueTable(queue.data) : h("p", { class: "muted", text: "No queue information." }));
+  }
+  await refresh();
+  let pending = null;
+  const off = onEvent((ev) => {
+    if (!ev.type || !(ev.type.startsWith("job.") || ev.type === "metrics.logged")) return;
+    if (!pending) pending = setTimeout(() => { pending = null; refresh(); }, 300);
+  });
+  const timer = setInterval(refresh, 10000);
+  return () => { off(); clearInterval(timer); };
+}
+
+function jobsTable(jobs, refresh) {
+  if (!jobs.length) return h("p", { class: "muted", text: "No jobs yet: drop a dataset below." });
+  return table([
+    { label: "job", value: (j) => h("a", { href: `#/live/${encodeURIComponent(j.id)}`, class: "mono", text: j.id }) },
+    { label: "name", value: (j) => j.name || (j.dataset && j.dataset.name) || "" },
+    { label: "state", value: (j) => h("span", { "data-testid": `state-${j.id}` }, stateBadge(j.state)) },
+    { label: "priority", value: (j) => prioritySelect(j, refresh) },
+    { label: "progress", value: (j) => progress(j.step, j.max_steps) },
+    { label: "loss", value: (j) => fmt(j.loss) },
+    { label: "", value: (j) => controls(j, refresh) },
+    { label: "", value: (j) => h("a", { href: `#/evolution/${encodeURIComponent(j.id)}`, text: "evolution" }) },
+  ], jobs);
+}
+
+function controls(job, refresh) {
+  return h("span", {}, Object.entries(ACTIONS).map(([action, states]) => h("button", {
+    "data-action": action, "data-job": job.id, disabled: !states.includes(job.state),
+    onclick: async () => {
+      try { await act(`/api/jobs/${encodeURIComponent(job.id)}/${action}`, {}, `${action} requested for ${job.id}`); }
+      finally { refresh(); }
+    },
+  }, action)));
+}
+
+function prioritySelect(job, refresh) {
+  const sel = h("select", { "aria-label": "priority", disabled: !["queued", "paused", "preempted"].includes(job.state) },
+    ["high", "default", "low"].map((p) => h("option", { value: p, selected: p === job.priority }, p)));
+  sel.addEventListener("change", async () => {
+    try { await act(`/api/jobs/${encodeURIComponent(job.id)}/priority`, { priority: sel.value }, `priority ${sel.value}`); }
+    finally { refresh(); }
+  });
+  return sel;
+}
+
+function queueTable(items) {
+  if (!items.length) return h("p", { class: "muted", text: "The queue is empty." });
+  return table([
+    { label: "#", value: (_j) => String(items.indexOf(_j) + 1) },
+    { label: "job", value: (j) => h("span", { class: "mono", text: j.id || j.job_id }) },
+    { label: "priority", value: (j) => j.priority },
+    { label: "state", value: (j) => stateBadge(j.state) },
+  ], items);
+}
+
+function submitForm(done) {
+  const spec = h("textarea", { rows: 3, cols: 40, placeholder: '{"max_steps": 200, "lr": 0.003}', "aria-label": "spec" });
+  const prio = h("select", { "aria-label": "priority" }, ["default", "high", "low"].map((p) => h("option", { value: p }, p)));
+  const file = h("input", { type: "file", accept: ".jsonl,.json,application/json" });
+  const drop = h("div", { class: "drop" }, "Drop a JSONL dataset here, or ", file);
+  const status = h("div", { class: "muted" });
+  async function submit(f) {
+    const form = new FormData();
+    form.append("file", f);
+    form.append("spec", spec.value.trim() || "{}");
+    form.append("priority", prio.value);
+    form.append("source", "ui");
+    status.textContent = `uploading ${f.name} (${f.size} bytes)…`;
+    try {
+      const res = await api("/api/jobs/upload", { method: "POST", form });
+      status.textContent = `queued job ${res.job_id}`;
+      toast(`queued job ${res.job_id}`);
+      done();
+    } catch (e) { status.textContent = e.message; }
+  }
+  drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (ev) => {
+    ev.preventDefault(); drop.classList.remove("over");
+    if (ev.dataTransfer.files.length) submit(ev.dataTransfer.files[0]);
+  });
+  file.addEventListener("change", () => { if (file.files.length) submit(file.files[0]); });
+  return h("div", {}, drop, h("div", { class: "toolbar" }, h("label", {}, "spec overrides "), spec, h("label", {}, "priority "), prio), status);
+}
