@@ -5,6 +5,7 @@ Other ``test_inference_*`` modules import the fixtures from here (tests has no p
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import threading
@@ -100,10 +101,8 @@ def make_adapter(base_model: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def reference(base_model: Path, adapter: Path | None, prompt: str, n: int) -> str:
-    """The contract's greedy reference: generate alone, decode the new tokens without special tokens."""
-    import torch
-
+@functools.lru_cache(maxsize=8)
+def _reference_model(base_model: Path, adapter: Path | None) -> tuple:
     from shared.modeling import load_base
 
     model, tok = load_base(str(base_model))
@@ -111,6 +110,15 @@ def reference(base_model: Path, adapter: Path | None, prompt: str, n: int) -> st
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter))
+    return model, tok
+
+
+@functools.lru_cache(maxsize=256)
+def reference(base_model: Path, adapter: Path | None, prompt: str, n: int) -> str:
+    """The contract's greedy reference: generate alone, decode the new tokens without special tokens."""
+    import torch
+
+    model, tok = _reference_model(base_model, adapter)
     ids = tok(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
         out = model.generate(ids, do_sample=False, max_new_tokens=n)

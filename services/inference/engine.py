@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -269,12 +270,17 @@ class Engine:
                                matched_by=checked.matched_by, loaded_at=time.time())
         self._adapters = {**self._adapters, name: loaded}  # one reference swap: readers never see a gap
         if old is not None:
-            self._peft.delete_adapter(old.internal)
+            self._delete(old.internal)
         self.metrics.adapter_loads.labels(result="replaced" if old else "loaded").inc()
         self.metrics.active_adapters.set(len(self._adapters))
         log.info("adapter %s %s from %s in %.0f ms", name, "replaced" if old else "loaded", path,
                  (time.perf_counter() - t0) * 1000)
         return loaded
+
+    def _delete(self, internal: str) -> None:
+        with warnings.catch_warnings():  # peft warns that the active adapter changes: we set it per batch
+            warnings.simplefilter("ignore", UserWarning)
+            self._peft.delete_adapter(internal)
 
     def _discard(self, internal: str, created: bool) -> None:
         try:
@@ -282,7 +288,7 @@ class Engine:
                 self._base_model = self._peft.unload()
                 self._peft = None
             elif self._peft is not None and internal in self._peft.peft_config:
-                self._peft.delete_adapter(internal)
+                self._delete(internal)
         except Exception:  # noqa: BLE001 - best effort; logged for the operator
             log.exception("could not discard half-loaded adapter %s", internal)
 
@@ -292,7 +298,7 @@ class Engine:
             raise ModelNotFoundError(f"adapter {name!r} is not loaded")
         self._adapters = {k: v for k, v in self._adapters.items() if k != name}
         if self._adapters:
-            self._peft.delete_adapter(old.internal)
+            self._delete(old.internal)
         else:  # last one: give the plain base model back (peft cannot run with zero adapters)
             self._base_model = self._peft.unload()
             self._peft = None
