@@ -60,13 +60,14 @@ def fetch_dataset(settings: TrainerSettings, s3: Minio, sha256: str, fmt: str | 
 def build_model(spec: JobSpec, device: str) -> tuple[Any, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
     dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=dtype, use_safetensors=True)
     lora = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
                       target_modules=spec.target_modules, task_type="CAUSAL_LM")
+    set_seed(spec.seed)  # LoRA A matrices are random: the same spec must give the same start
     model = get_peft_model(model, lora)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
