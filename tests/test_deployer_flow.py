@@ -225,6 +225,10 @@ def test_failures_leave_the_previous_adapter_serving(r, registry, settings_kwarg
     rig.deployer._clients["box"] = TargetClient(_target(server), transport=OutOfMemoryTransport())
     oom = rig.drive(request_deployment(r, v2, "box"))
     assert oom["status"] == "failed" and "out of memory" in oom["error"], oom
+    rig.deployer._clients["box"] = TargetClient(_target(server), transport=BrokenAfterSwapTransport())
+    broken = rig.drive(request_deployment(r, v2, "box"))
+    assert broken["status"] == "rolled_back" and "adapter produced NaNs" in broken["error"], broken
+    assert broken["restored_version_id"] == v1 and "jobB-s20" not in TargetClient(_target(server)).models()
     assert _ask(server, SERVING_NAME) == adapters[0].predictions[0]
     assert current(r)["box"]["version_id"] == v1
 
@@ -235,6 +239,21 @@ class OutOfMemoryTransport(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/load_lora_adapter":
             return httpx.Response(507, json={"error": {"message": "CUDA out of memory loading adapter"}})
+        return super().handle_request(request)
+
+
+class BrokenAfterSwapTransport(httpx.HTTPTransport):
+    """Once the serving name was swapped, this client's completions on it fail (as a sick adapter would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.swapped = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/load_lora_adapter" and b'"production"' in request.read():
+            self.swapped = True
+        elif self.swapped and request.url.path == "/v1/completions" and b'"production"' in request.read():
+            return httpx.Response(500, json={"error": {"message": "adapter produced NaNs"}})
         return super().handle_request(request)
 
 
