@@ -203,14 +203,12 @@ def _summary(console: Console, job: dict, points: list, versions: list, metrics:
 
 
 def _learned(point: dict) -> str:
-    for key in ("learned", "exact_count", "correct"):
-        if key in point:
-            total = point.get("total") or point.get("count") or ""
-            return f"{point[key]}/{total}" if total else str(point[key])
-    train = point.get("train") or point.get("aggregates", {}).get("train") or {}
-    if "exact" in train:
-        return f"exact match {train['exact']:.0%}"
-    return json.dumps(point)[:120]
+    counts = point.get("counts") or {}
+    total = sum(counts.values())
+    if not total:
+        return "n/a"
+    return (f"{counts.get('learned', 0)}/{total} learned, {counts.get('forgotten', 0)} forgotten, "
+            f"{counts.get('never_learned', 0)} never learned")
 
 
 def _status(deployment: dict) -> str | None:
