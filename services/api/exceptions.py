@@ -28,3 +28,7 @@ class BadInput(ApiError):
 
 class BackendUnavailable(ApiError):
     status, title = 503, "Back end not available"
+
+
+class ApiClientError(Exception):
+    """The CLI's view of an API error (or an unreachable API); the message is one line."""
