@@ -330,6 +330,32 @@ def test_snapshot_missing_is_a_clear_failure(r, registry, settings_kwargs, serve
     assert SERVING_NAME not in TargetClient(_target(server)).models()
 
 
+def test_main_process_deploys_and_stops_on_sigterm(r, registry, settings_kwargs, server, adapters, tiny_model):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    v1 = store_version(registry, tiny_model, adapters[0], job_id="jobA", step=10)
+    env = {**os.environ, **{f"TRAINYARD_{k.upper()}": str(v) for k, v in settings_kwargs.items()},
+           "TRAINYARD_DEV": "1", "TRAINYARD_TARGETS": json.dumps([_target(server).model_dump()])}
+    proc = subprocess.Popen([sys.executable, "-m", "services.deployer.main"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        dep = request_deployment(r, v1, "box")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (get_deployment(r, dep) or {}).get("status") != "verified":
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.3)
+        assert get_deployment(r, dep)["status"] == "verified"  # run by the process, read from its projection
+        assert _ask(server, SERVING_NAME) == adapters[0].predictions[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
 def test_consumer_is_the_one_main_builds(r, settings_kwargs) -> None:
     consumer, runner, deployer = build(_settings(settings_kwargs), r, consumer="x")
     assert isinstance(consumer, Consumer) and isinstance(runner, ProjectionRunner)
