@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_evaluator_support import events_of, make_adapter, publish_job, publish_version, put_tracked, store_version
+from test_evaluator_support import (
+    events_of,
+    make_adapter,
+    publish_job,
+    publish_version,
+    put_tracked,
+    store_version,
+)
 
 from services.evaluator import readmodel
 from services.registry.client import RegistryClient

@@ -21,7 +21,7 @@ from services.evaluator.exceptions import InvalidQueryError, UnknownJobError
 from shared.projection import LIVE, View
 
 VIEW_NAME = "evolution"
-SORTS = ("idx", "learned_at", "loss", "confidence", "f1", "forgetting")
+SORT_FIELDS = ("idx", "learned_at", "loss", "confidence", "f1", "forgetting")
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
 CSV_COLUMNS = ("step", "idx", "id", "split", "exact", "loss", "confidence", "f1", "edit_sim", "semantic",
                "pred_len", "flags", "prediction", "target")
@@ -72,20 +72,6 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sort_key(sort: str):  # noqa: ANN202 - returns a key function
-    inf = float("inf")
-
-    def key(row: dict[str, Any]) -> tuple:
-        if sort == "idx":
-            return (row["idx"],)
-        if sort == "forgetting":
-            return (row["n_forgetting"], row["idx"])
-        value = row.get(sort)
-        return (value is None, value if value is not None else inf, row["idx"])
-
-    return key
-
-
 def examples(
     r: redis.Redis, job_id: str, *, state: str | None = None, region: str | None = None, q: str | None = None,
     split: str | None = None, sort: str = "idx", offset: int = 0, limit: int = 50, ns: str = LIVE,
@@ -93,37 +79,40 @@ def examples(
     """Tracked examples with their latest prediction and derived stats, filtered, sorted and paged.
 
     ``state``: learned | forgotten | never_learned; ``region``: easy-to-learn | ambiguous | hard-to-learn;
-    ``q``: case-insensitive text search in id, question, target and latest prediction; ``sort``: one of
-    ``SORTS`` (``-`` in front for descending; examples without a value come last).
+    ``split``: train | heldout; ``q``: case-insensitive text search in id, question, target and latest
+    prediction; ``sort``: one of ``SORT_FIELDS`` (``-`` in front for descending; examples without a value
+    come last either way, ties by idx).
     """
     desc = sort.startswith("-")
     field = sort.lstrip("-")
-    if field not in SORTS:
-        raise InvalidQueryError(f"sort must be one of {', '.join(SORTS)} (optionally prefixed with -), not {sort!r}")
+    if field not in SORT_FIELDS:
+        raise InvalidQueryError(f"sort must be one of {', '.join(SORT_FIELDS)} (optionally prefixed with -), not {sort!r}")
     if state is not None and state not in {s.value for s in LearnState}:
         raise InvalidQueryError(f"state must be one of {', '.join(s.value for s in LearnState)}, not {state!r}")
     if region is not None and region not in {g.value for g in Region}:
         raise InvalidQueryError(f"region must be one of {', '.join(g.value for g in Region)}, not {region!r}")
     if offset < 0 or not 0 < limit <= 1000:
         raise InvalidQueryError("offset must be >= 0 and limit between 1 and 1000")
-    rows = [_row(e) for e in _examples_raw(_view(r, ns), job_id).values()]
-    if state:
-        rows = [x for x in rows if x.get("state") == state]
-    if region:
-        rows = [x for x in rows if x.get("region") == region]
-    if split:
-        rows = [x for x in rows if x.get("split") == split]
+    view = _view(r, ns)
+    filters = [f"{k}:{v}" for k, v in (("state", state), ("region", region), ("split", split)) if v is not None]
+    keys = [view.key("order", job_id, field), view.key("groups", job_id)] + ([view.key("text", job_id)] if q else [])
+    got = r.mget(keys)
+    if got[0] is None:
+        raise UnknownJobError(f"no snapshots for job {job_id}")
+    order = json.loads(got[0])
+    ordered: list[int] = order["desc" if desc else "asc"] + order["missing"]
+    if filters:
+        groups = json.loads(got[1])
+        for name in filters:
+            allowed = set(groups.get(name, []))
+            ordered = [i for i in ordered if i in allowed]
     if q:
-        needle = q.casefold()
-        rows = [x for x in rows if any(needle in str(x.get(k) or "").casefold()
-                                       for k in ("id", "question", "target", "prediction"))]
-    key = _sort_key(field)
-    if desc and field not in ("idx", "forgetting"):  # descending, but examples without a value still last
-        rows = (sorted((x for x in rows if x.get(field) is not None), key=key, reverse=True)
-                + sorted((x for x in rows if x.get(field) is None), key=key))
-    else:
-        rows.sort(key=key, reverse=desc)
-    return {"data": rows[offset:offset + limit], "count": len(rows), "offset": offset, "limit": limit}
+        needle, texts = q.casefold(), json.loads(got[2])
+        ordered = [i for i in ordered if needle in texts.get(str(i), "")]
+    page = ordered[offset:offset + limit]
+    raw = r.hmget(view.key("ex", job_id), [str(i) for i in page]) if page else []
+    rows = [_row(json.loads(x)) for x in raw if x is not None]
+    return {"data": rows, "count": len(ordered), "offset": offset, "limit": limit}
 
 
 def diff_ops(prediction: str, target: str) -> list[dict[str, str]]:
@@ -153,24 +142,12 @@ def example_history(r: redis.Redis, job_id: str, idx: int, ns: str = LIVE) -> di
 def step_snapshot(r: redis.Redis, job_id: str, step: int, ns: str = LIVE) -> dict[str, Any]:
     """One step: its aggregates and counts, and every tracked example's row at that step."""
     view = _view(r, ns)
-    raw = r.hget(view.key("steps", job_id), str(step))
-    if raw is None:
+    meta, rows = r.hget(view.key("steps", job_id), str(step)), r.get(view.key("at", job_id, str(step)))
+    if meta is None or rows is None:
         if not r.exists(view.key("steps", job_id)):
             raise UnknownJobError(f"no snapshots for job {job_id}")
         raise InvalidQueryError(f"job {job_id} has no snapshot at step {step}")
-    meta = _examples_raw(view, job_id)
-    idxs = sorted(meta)
-    pipe = r.pipeline(transaction=False)
-    for idx in idxs:
-        pipe.hget(view.key("hist", job_id, str(idx)), str(step))
-    rows = []
-    for idx, got in zip(idxs, pipe.execute(), strict=True):
-        if got is None:
-            continue
-        e = meta[idx]
-        rows.append({"idx": idx, "id": e.get("id"), "split": e.get("split"), "question": e.get("question", ""),
-                     "target": e.get("target", ""), **json.loads(got)})
-    return {**json.loads(raw), "examples": rows}
+    return {**json.loads(meta), "examples": json.loads(rows)}
 
 
 def export(r: redis.Redis, job_id: str, fmt: str = "json", ns: str = LIVE) -> str:

@@ -6,6 +6,10 @@ Redis layout, under the projection's view namespace (``ty:view:<ns>:evolution:``
   steps:<job>            hash step -> {step, version_id, key, captured_at, aggregates, counts}
   ex:<job>               hash idx -> {idx, id, split, question, target, latest, state, summary}
   hist:<job>:<idx>       hash step -> the example's row at that step (prediction and metrics)
+  at:<job>:<step>        string: every example's row at that step (one GET for a whole step)
+  order:<job>:<field>    string {asc, desc, missing}: idx lists per sort field (idx, learned_at, loss, ...)
+  groups:<job>           string {"state:learned": [idx...], "region:ambiguous": [...], "split:train": [...]}
+  text:<job>             string {idx: case-folded id + question + target + latest prediction} (text search)
   failed:<job>           hash step -> {version_id, reason}
   missing:<job>          hash step -> snapshot key whose document was gone at replay time
 
@@ -18,11 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from typing import Any
 
 from services.evaluator.derived import ExampleState, LearnState, Point
 from services.evaluator.queries import (  # noqa: F401 - the read functions live next to the projection
+    SORT_FIELDS,
     VIEW_NAME,
     curve,
     example_history,
@@ -117,10 +123,12 @@ class EvolutionProjection:
             entry.update(target=row.get("target", entry.get("target")), state=state.to_dict(),
                          summary=state.summary(), latest={**history_row(row), "step": step})
             counts[state.state.value] += 1
-            view.pipe.hset(view.key("ex", job_id), str(idx), dumps(entry))
+            current[idx] = entry
             view.pipe.hset(view.key("hist", job_id, str(idx)), str(step), dumps(history_row(row)))
         step_entry["counts"] = _counts(counts)
         view.pipe.hset(view.key("steps", job_id), str(step), dumps(step_entry))
+        write_indexes(view, job_id, current)
+        write_step_rows(view, job_id, step, doc["examples"])
 
     def _recompute(self, view: View, job_id: str, doc: dict[str, Any], step_entry: dict[str, Any],
                    known: set[int]) -> None:
@@ -149,7 +157,7 @@ class EvolutionProjection:
                 per_step.setdefault(s, Counter())[state.state.value] += 1
             last = max(hist)
             entry.update(state=state.to_dict(), summary=state.summary(), latest={**hist[last], "step": last})
-            view.pipe.hset(view.key("ex", job_id), str(idx), dumps(entry))
+            current[idx] = entry
         old_steps = view.r.hgetall(view.key("steps", job_id))
         for s, counts in per_step.items():
             entry = step_entry if s == step else _load(old_steps.get(str(s).encode()))
@@ -157,6 +165,54 @@ class EvolutionProjection:
                 continue
             entry["counts"] = _counts(counts)
             view.pipe.hset(view.key("steps", job_id), str(s), dumps(entry))
+        write_indexes(view, job_id, current)
+        write_step_rows(view, job_id, step, doc["examples"])
+
+
+def write_indexes(view: View, job_id: str, entries: dict[int, dict[str, Any]]) -> None:
+    """Rows by idx, and the precomputed orders, filter groups and search texts (one string each, so a query
+    reads a few bulk values instead of thousands of small replies)."""
+    pipe = view.pipe
+    pipe.hset(view.key("ex", job_id), mapping={str(i): dumps(e) for i, e in entries.items()})
+    for field in SORT_FIELDS:
+        scores = [(_score(e, field), i) for i, e in entries.items()]
+        present = [(sc, i) for sc, i in scores if sc != math.inf]
+        order = {"asc": [i for _, i in sorted(present)],
+                 "desc": [i for _, i in sorted(present, key=lambda it: (-it[0], it[1]))],
+                 "missing": sorted(i for sc, i in scores if sc == math.inf)}
+        pipe.set(view.key("order", job_id, field), dumps(order))
+    groups: dict[str, list[int]] = {}
+    for i in sorted(entries):
+        e = entries[i]
+        summary = e.get("summary") or {}
+        for kind, value in (("state", summary.get("state")), ("region", summary.get("region")),
+                            ("split", e.get("split"))):
+            groups.setdefault(f"{kind}:{value}", []).append(i)
+    pipe.set(view.key("groups", job_id), dumps(groups))
+    pipe.set(view.key("text", job_id), dumps({str(i): search_text(e) for i, e in entries.items()}))
+
+
+def write_step_rows(view: View, job_id: str, step: int, rows: list[dict[str, Any]]) -> None:
+    """The step's rows as one document, so that reading a whole step is one GET and one parse."""
+    out = [{"idx": int(r["idx"]), "id": r.get("id"), "split": r.get("split", "train"), "target": r.get("target", ""),
+            **history_row(r)} for r in sorted(rows, key=lambda r: int(r["idx"]))]
+    view.pipe.set(view.key("at", job_id, str(step)), dumps(out))
+
+
+def search_text(entry: dict[str, Any]) -> str:
+    latest = entry.get("latest") or {}
+    parts = (entry.get("id"), entry.get("question"), entry.get("target"), latest.get("prediction"))
+    return "\n".join(str(p) for p in parts if p).casefold()
+
+
+def _score(entry: dict[str, Any], field: str) -> float:
+    if field == "idx":
+        return float(entry["idx"])
+    summary, latest = entry.get("summary") or {}, entry.get("latest") or {}
+    if field == "forgetting":
+        return float(len(summary.get("forgetting_events") or []))
+    value = summary.get(field) if field == "learned_at" else latest.get(field)
+    return float(value) if value is not None else math.inf
 
 
 def _counts(counts: Counter[str]) -> dict[str, int]:
