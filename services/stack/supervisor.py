@@ -199,6 +199,67 @@ class Stack:
             while not port_open(self.settings.bind, dash.port) and time.monotonic() < end:
                 time.sleep(0.2)
 
+    # -- process control for fault drills (tests/test_reliability_*.py) ------------------------------
+    @classmethod
+    def attach(cls, settings: StackSettings, base_model: str, extra_env: dict[str, str] | None = None) -> Stack:
+        """A Stack bound to the processes already recorded in ``settings.state_dir`` (started by ``up``)."""
+        stack = cls(settings, base_model=base_model, extra_env=dict(extra_env or {}))
+        stack.state = StackState.load(stack.state_dir)
+        if stack.state is None:
+            raise ServerError(f"no stack recorded in {stack.state_dir}")
+        return stack
+
+    def proc(self, name: str) -> ProcInfo:
+        assert self.state is not None
+        for p in self.state.procs:
+            if p.name == name:
+                return p
+        raise ServerError(f"no process {name!r} in this stack")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
+        """Send ``sig`` (default: kill -9) to the process group of ``name`` and wait until it is gone."""
+        p = self.proc(name)
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:  # reap our own child so it does not linger as a zombie
+                os.waitpid(p.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not alive(p.pid):
+                return
+            time.sleep(0.05)
+        raise ServerError(f"{name} (pid {p.pid}) still alive {timeout:.0f}s after signal {sig}")
+
+    def restart(self, name: str, wait: bool = True) -> ProcInfo:
+        """Start ``name`` again as ``up`` did (same ports, data dirs and environment); kill it first if alive."""
+        assert self.state is not None
+        s = self.settings
+        if alive(self.proc(name).pid):
+            self.kill(name)
+        if name == "redis":
+            srv = RedisServer(self.state_dir / "redis", port=s.redis_port, host=s.bind).start()
+            self._record("redis", srv.proc, s.redis_port, self.state_dir / "redis" / "redis.log")
+        elif name == "s3":
+            s3 = S3Server(self.state_dir / "s3", s.s3_access_key, s.s3_secret_key, port=s.s3_port,
+                          host=s.bind).start()
+            self._record("s3", s3.proc, s.s3_port, self.state_dir / "s3" / "weed.log")
+        elif name == "rq-dashboard":
+            self._spawn(name, [str(Path(sys.executable).parent / "rq-dashboard"), "-b", s.bind,
+                               "-p", str(s.dashboard_port), "-u", self.state.redis_url], s.dashboard_port)
+        elif name in SERVICES:
+            ports = {"inference": s.inference_port, "api": s.api_port}
+            self._spawn(name, [sys.executable, "-m", f"services.{name}.main"], ports.get(name))
+        else:
+            raise ServerError(f"cannot restart unknown process {name!r}")
+        self.state.save()
+        if wait and name in ("api", "inference"):
+            self.wait_healthy()
+        return self.proc(name)
+
 
 def down(state_dir: Path, timeout: float = 30) -> list[str]:
     """Stop every process of the stack recorded in ``state_dir`` (services first, servers last)."""
