@@ -167,3 +167,13 @@ def test_metrics_count_requests_and_adapters(server: Running) -> None:
     assert "trainyard_inference_request_seconds_bucket" in text
     assert 'trainyard_inference_tokens_total{kind="completion"}' in text
     assert "trainyard_inference_active_adapters" in text
+
+
+def test_sampling_and_prompt_lists(server: Running) -> None:
+    client = server.openai()
+    sampled = client.completions.create(model="base", prompt=PROMPT, max_tokens=6, temperature=1.0, top_p=0.9)
+    assert sampled.choices[0].finish_reason in ("stop", "length") and sampled.usage.completion_tokens >= 1
+    greedy = client.completions.create(model="base", prompt=PROMPT, max_tokens=6, temperature=0)
+    both = client.completions.create(model="base", prompt=[PROMPT, "hello world"], max_tokens=6, temperature=0)
+    assert [c.index for c in both.choices] == [0, 1]
+    assert both.choices[0].text == greedy.choices[0].text

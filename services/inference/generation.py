@@ -112,14 +112,16 @@ class RowTracker(StoppingCriteria):
             row.finish = FinishReason.CANCELLED
             return
         row.ids.append(token)
+        if token in self.eos_ids:
+            row.finish = FinishReason.STOP
+        elif len(row.ids) >= req.max_new_tokens:
+            row.finish = FinishReason.LENGTH
+        if not (req.stream or req.stop or row.finish):
+            return  # nothing to look at yet: decode once at the end
         text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
         cut = min((i for i in (text.find(s) for s in req.stop) if i >= 0), default=-1)
         if cut >= 0:
             text, row.finish = text[:cut], FinishReason.STOP
-        elif token in self.eos_ids:
-            row.finish = FinishReason.STOP
-        elif len(row.ids) >= req.max_new_tokens:
-            row.finish = FinishReason.LENGTH
         row.text = text
         self._emit(row)
 
@@ -138,6 +140,7 @@ class RowTracker(StoppingCriteria):
         for row in self.rows:
             if row.finish is None:
                 row.finish = FinishReason.CANCELLED if row.req.cancelled.is_set() else FinishReason.LENGTH
+                row.text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
                 self._emit(row)
 
     @property
