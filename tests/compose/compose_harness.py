@@ -73,7 +73,7 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> subprocess.Completed
 @dataclass
 class ComposeStack:
     project: str = field(default_factory=lambda: "tytest" + secrets.token_hex(4))
-    files: tuple[str, ...] = ("compose.yaml", "compose.offline.yaml")
+    files: tuple[str, ...] = ("compose.yaml", "compose.offline.yaml", "tests/compose/compose.test.yaml")
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -21,6 +21,15 @@ from shared.modeling import demo_dataset_path
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 TIMINGS: dict[str, float] = {}
+DRILL_WINDOW_S = 45.0  # training time wanted after a kill/restart: long enough to hit mid-job, short for CI
+
+
+def drill_steps(every: int) -> int:
+    """Steps for a drill job: about DRILL_WINDOW_S of training after the first checkpoint at this machine's
+    measured speed (from the demo flow), at least 3 checkpoints, at most 400 steps."""
+    per_step = TIMINGS.get("s_per_step", 0.5)
+    steps = every * 2 + int(DRILL_WINDOW_S / max(per_step, 0.01))
+    return max(every * 3, min(400, steps // every * every))
 
 
 def job_spec(steps: int, every: int, policy: str = "manual") -> dict[str, Any]:
@@ -157,8 +166,9 @@ def test_demo_flow_through_the_rest_api(stack: ComposeStack) -> None:
     t0 = time.monotonic()
     job_id = submit(stack, job_spec(steps, every, policy="on-complete"), "compose-demo")
     job = wait_job(stack, job_id)
-    assert job["step"] == steps
+    assert job["step"] >= steps
     TIMINGS["train_s"] = time.monotonic() - t0
+    TIMINGS["s_per_step"] = TIMINGS["train_s"] / steps
     vs = assert_nothing_lost(stack, job_id, steps, every)
 
     with stack.api() as api:
@@ -198,17 +208,19 @@ def test_demo_flow_through_the_rest_api(stack: ComposeStack) -> None:
 
 
 def test_trainer_killed_mid_job_resumes_and_loses_nothing(stack: ComposeStack) -> None:
-    steps, every = 600, 100
+    every = 20
+    steps = drill_steps(every)
     job_id = submit(stack, job_spec(steps, every), "compose-kill-trainer")
-    wait_job(stack, job_id, until=lambda j: (j.get("step") or 0) >= every + every // 2, timeout=600)
-    stack.compose("kill", "trainer")
-    assert get_job(stack, job_id).get("state") != "completed"
+    wait_job(stack, job_id, until=lambda j: (j.get("step") or 0) >= every + 5, timeout=900)
+    stack.compose("kill", "trainer")  # SIGKILL: no warm stop, no checkpoint on the way out
+    at_kill = get_job(stack, job_id)
+    assert at_kill.get("state") != "completed" and (at_kill.get("step") or 0) < steps, at_kill
     t0 = time.monotonic()
     stack.compose("start", "trainer")
     stack.wait_healthy("trainer", timeout=300)
     TIMINGS["trainer_restart_s"] = time.monotonic() - t0
     job = wait_job(stack, job_id)
-    assert job["step"] == steps
+    assert job["step"] >= steps
     assert_nothing_lost(stack, job_id, steps, every)
 
 
@@ -218,13 +230,16 @@ def test_redis_restarted_mid_job_loses_nothing(stack: ComposeStack) -> None:
         before_versions = {v["version_id"] for v in items(api.get("/api/versions",
                                                                    params={"limit": 1000}).json())}
         before_events = api.get("/api/events", params={"limit": 5000}).json()
-    steps, every = 600, 100
+    every = 20
+    steps = drill_steps(every)
     job_id = submit(stack, job_spec(steps, every), "compose-restart-redis")
-    wait_job(stack, job_id, until=lambda j: (j.get("step") or 0) >= every + every // 2, timeout=600)
+    wait_job(stack, job_id, until=lambda j: (j.get("step") or 0) >= every + 5, timeout=900)
+    before = get_job(stack, job_id)
+    assert before.get("state") != "completed" and (before.get("step") or 0) < steps, before
     stack.compose("restart", "redis", timeout=120)
     stack.wait_healthy("redis", timeout=120)
     job = wait_job(stack, job_id)
-    assert job["step"] == steps
+    assert job["step"] >= steps
     assert_nothing_lost(stack, job_id, steps, every)
     with stack.api() as api:
         after_jobs = {j["id"]: j.get("state") for j in items(api.get("/api/jobs", params={"limit": 1000}).json())}
