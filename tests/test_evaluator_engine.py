@@ -61,13 +61,16 @@ def test_overlong_example_is_truncated_and_flagged_not_dropped(cache: ModelCache
     model, tok = cache.base(str(tiny_model))
     long_q = "What is the capital of France? " * 200
     msgs = [{"role": "user", "content": long_q}, {"role": "assistant", "content": "Paris"}]
-    items = [render(tok, msgs), *rendered(tok, 2)]
+    long_answer = [{"role": "user", "content": "Say it"}, {"role": "assistant", "content": "Paris " * 700}]
+    items = [render(tok, msgs), *rendered(tok, 2), render(tok, long_answer)]
     engine = Engine(model, tok, max_new_tokens=8, batch_size=4)
     scores = engine.score([Item(x.prompt, x.target) for x in items])
     gens = engine.generate([x.prompt for x in items])
-    assert len(scores) == len(gens) == 3
+    assert len(scores) == len(gens) == 4
     assert scores[0].input_truncated and gens[0].input_truncated and math.isfinite(scores[0].loss)
     assert not scores[1].input_truncated and not gens[1].input_truncated
+    assert scores[3].input_truncated and math.isfinite(scores[3].loss)
+    assert scores[3].n_target_tokens == engine.max_ctx - 1  # the target keeps all but one position
 
 
 def test_memory_budget_limits_batch_rows(cache: ModelCache, tiny_model: Path) -> None:

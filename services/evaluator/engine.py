@@ -138,8 +138,9 @@ class Engine:
             truncated = len(p) + len(t) > self.max_ctx
             if len(t) >= self.max_ctx:
                 t = t[: self.max_ctx - 1]
-            if truncated:
-                p = p[len(p) - (self.max_ctx - len(t)):]
+            keep = self.max_ctx - len(t)  # >= 1: the target was cut to leave one prompt token
+            if len(p) > keep:
+                p = p[-keep:]
             prepared.append((p + t, len(t), truncated))
         out: list[Scored | None] = [None] * len(items)
         empty = [i for i, (_, n, _) in enumerate(prepared) if n == 0]
