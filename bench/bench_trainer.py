@@ -1,0 +1,120 @@
+"""Trainer benchmarks: ``python -m bench.bench_trainer``.
+
+* trainer_overhead: our Trainer (callback: control check + heartbeat every step, metrics events) vs a bare
+  transformers Trainer + peft on the same tiny model, data and hyperparameters; tokens/s ratio.
+* trainer_packing: padding-free packing (DataCollatorWithFlattening, position_ids) vs the bare unpacked
+  baseline on variable-length data; tokens/s ratio (and the final-loss difference in the notes).
+* control_latency: optimizer steps between a pause request and the step training stopped at.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import torch
+from transformers import Trainer, TrainerCallback
+
+from bench.common import record
+from services.stack.servers import RedisServer
+from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
+from services.trainer.features import build_features, collator
+from services.trainer.recipe import build_model, training_args
+from services.trainer.spec import JobSpec
+from shared import streams
+from shared.modeling import build_tiny_model
+
+CMD = "python -m bench.bench_trainer"
+STEPS = 30
+REPEATS = 3
+
+
+def conversations(n: int = 256, seed: int = 0) -> list[list[dict[str, str]]]:
+    rng = random.Random(seed)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Paris", "Rome", "Madrid"]
+    out = []
+    for _ in range(n):
+        q = " ".join(rng.choice(words) for _ in range(rng.randint(3, 120)))
+        a = " ".join(rng.choice(words) for _ in range(rng.randint(1, 60)))
+        out.append([{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+    return out
+
+
+def run(spec: JobSpec, out: Path, r: redis.Redis | None, packing: bool, extra: list | None = None) -> tuple[float, float]:
+    model, tok = build_model(spec, "cpu")
+    feats = build_features(tok, conversations(), spec.max_seq_len)
+    counter = TokenCounter(collator(tok, packing))
+    callbacks = list(extra or [])
+    if r is not None:
+        callbacks.append(TrainyardCallback(r, JobContext("bench", spec.to_dict(), spec.base_model, "x", None), counter))
+    trainer = Trainer(model=model, args=training_args(spec, out, "cpu"), train_dataset=feats,
+                      data_collator=counter, callbacks=callbacks)
+    t0 = time.perf_counter()
+    result = trainer.train()
+    dt = time.perf_counter() - t0
+    return counter.tokens / dt, float(result.training_loss)
+
+
+class LatencyProbe(TrainerCallback):
+    """Writes a pause request at the start of step ``request_at``; records the step training ended at."""
+
+    def __init__(self, r: redis.Redis, request_at: int) -> None:
+        self.r = r
+        self.request_at = request_at
+        self.stopped_at = -1
+
+    def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+        if state.global_step + 1 == self.request_at:
+            self.r.hset(streams.CONTROL_KEY, "bench", "pause")
+
+    def on_train_end(self, args, state, control, **kw):  # noqa: ANN001, ANN003, ANN201
+        self.stopped_at = state.global_step
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    tmp = Path(tempfile.mkdtemp())
+    model_dir = build_tiny_model(tmp / "model", hidden_size=128, layers=2)
+    server = RedisServer(tmp / "redis").start()
+    r = redis.Redis.from_url(server.url)
+    try:
+        spec = JobSpec(base_model=str(model_dir), lr=3e-3, max_steps=STEPS, checkpoint_every=10_000, log_every=5,
+                       batch_size=8, grad_accum=1, warmup_steps=0, device="cpu", max_seq_len=256)
+        bare, ours, packed, loss_bare, loss_packed = [], [], [], [], []
+        for i in range(REPEATS):
+            tps, lb = run(spec, tmp / f"b{i}", None, False)
+            bare.append(tps)
+            loss_bare.append(lb)
+            ours.append(run(spec, tmp / f"o{i}", r, False)[0])
+            tps, lp = run(spec, tmp / f"p{i}", r, True)
+            packed.append(tps)
+            loss_packed.append(lp)
+        b, o, p = statistics.median(bare), statistics.median(ours), statistics.median(packed)
+        record("trainer_overhead", value=o, unit="tokens/s", baseline=b, ratio=o / b, target=">= 0.95x bare",
+               runs=ours, command=CMD, baseline_name="bare HF Trainer + peft", met=o / b >= 0.95,
+               notes=f"tiny Qwen3 (hidden 128) on CPU, {STEPS} steps x batch 8; bare runs {[round(x) for x in bare]}")
+        record("trainer_packing", value=p, unit="tokens/s", baseline=b, ratio=p / b, target=">= 1.5x bare unpacked",
+               runs=packed, command=CMD, baseline_name="bare HF Trainer + peft, padded", met=p / b >= 1.5,
+               notes=f"mean train loss packed {statistics.mean(loss_packed):.4f} vs unpacked "
+                     f"{statistics.mean(loss_bare):.4f}")
+        latencies = []
+        for i in range(REPEATS):
+            probe = LatencyProbe(r, request_at=5 + i)
+            run(spec.model_copy(update={"max_steps": 100}), tmp / f"c{i}", r, False, extra=[probe])
+            r.hdel(streams.CONTROL_KEY, "bench")
+            latencies.append(float(probe.stopped_at - probe.request_at))
+        lat = max(latencies)
+        record("control_latency", value=lat, unit="optimizer steps", baseline=None, ratio=None,
+               target="<= 1 step", runs=latencies, command=CMD, met=lat <= 1,
+               notes="request written during step k; training stops (with checkpoint) at the end of step k+1 "
+                     "at the latest")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
