@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from services.registry.client import IntegrityError, NotFoundError, RegistryClient
+from services.registry.testing import drop_bucket
 from shared import storage
 from shared.settings import CommonSettings
 
 
 @pytest.fixture
-def client(common_settings: CommonSettings) -> RegistryClient:
+def client(common_settings: CommonSettings) -> Iterator[RegistryClient]:
     c = RegistryClient(storage.s3_client(common_settings), common_settings.bucket)
     c.ensure_bucket()
-    return c
+    yield c
+    drop_bucket(c)  # SeaweedFS has a limited number of volume slots; every bucket takes 7
 
 
 def test_blob_dedup_and_verified_fetch(client: RegistryClient, tmp_path: Path) -> None:
@@ -69,6 +72,9 @@ def test_multipart_upload_is_verified_by_etag(common_settings: CommonSettings, t
     c.ensure_bucket()
     f = tmp_path / "big.bin"
     f.write_bytes(os.urandom(11 * 1024 * 1024))  # three parts
-    digest, size, sent = c.put_blob(f)
-    assert sent == size and c.stat_blob(digest).etag.strip('"').endswith("-3")
-    assert c.hash_blob(digest) == digest
+    try:
+        digest, size, sent = c.put_blob(f)
+        assert sent == size and c.stat_blob(digest).etag.strip('"').endswith("-3")
+        assert c.hash_blob(digest) == digest
+    finally:
+        drop_bucket(c)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,15 +13,16 @@ from services.registry import commands
 from services.registry.context import Registry
 from services.registry.exceptions import ProtectedError, PurgeRefusedError, TrashedError
 from services.registry.projection import get_aliases, get_version, list_versions
-from services.registry.testing import running, save_checkpoint, wait_for
+from services.registry.testing import dropped_after, running, save_checkpoint, wait_for
 from shared import storage
 from shared.settings import RegistrySettings
 
 
 @pytest.fixture
-def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Registry:
+def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
     settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica", trash_retention_days=7)
-    return Registry.open(settings, r)
+    with dropped_after(Registry.open(settings, r)) as reg:
+        yield reg
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,16 +10,17 @@ import redis
 
 from services.registry.context import Registry
 from services.registry.projection import get_aliases, get_version, list_versions
-from services.registry.testing import running, save_checkpoint, wait_for
+from services.registry.testing import dropped_after, running, save_checkpoint, wait_for
 from shared import streams
 from shared.bus import publish, read_all
 from shared.settings import RegistrySettings
 
 
 @pytest.fixture
-def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Registry:
+def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
     settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica")
-    return Registry.open(settings, r)
+    with dropped_after(Registry.open(settings, r)) as reg:
+        yield reg
 
 
 def stored_events(r: redis.Redis) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,16 @@ from services.registry import commands
 from services.registry.context import Registry
 from services.registry.exceptions import InvalidInputError, PickledWeightsError
 from services.registry.projection import get_version, list_versions
-from services.registry.testing import checkpoint_event, make_lora_adapter, running, wait_for
+from services.registry.testing import checkpoint_event, dropped_after, make_lora_adapter, running, wait_for
 from shared import storage
 from shared.bus import publish
 from shared.settings import RegistrySettings
 
 
 @pytest.fixture
-def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Registry:
-    return Registry.open(RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica"), r)
+def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
+    with dropped_after(Registry.open(RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica"), r)) as reg:
+        yield reg
 
 
 @pytest.fixture

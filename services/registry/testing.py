@@ -98,3 +98,27 @@ def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 0) -> Path:
                 param.normal_(0, 0.5)
     peft_model.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
+
+
+def drop_bucket(client: Any) -> None:
+    """Empty and remove a test bucket. SeaweedFS gives every bucket its own volumes (7 by default) and a
+    server has a limited number of slots, so tests that leave buckets behind exhaust it."""
+    from minio.error import S3Error
+
+    try:
+        if not client.s3.bucket_exists(client.bucket):
+            return
+        for obj in list(client.s3.list_objects(client.bucket, recursive=True)):
+            client.s3.remove_object(client.bucket, obj.object_name)
+        client.s3.remove_bucket(client.bucket)
+    except S3Error:
+        pass
+
+
+@contextmanager
+def dropped_after(reg: Registry) -> Iterator[Registry]:
+    try:
+        yield reg
+    finally:
+        drop_bucket(reg.primary)
+        drop_bucket(reg.replica)
