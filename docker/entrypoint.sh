@@ -11,6 +11,11 @@ service="${1:-api}"
 case "$service" in
   api|trainer|registry|evaluator|deployer|inference)
     shift
+    if [ "$service" = trainer ]; then
+      # RQ refuses a worker name that is still registered. After a SIGKILL the old registration lives on
+      # for the worker TTL, and in a container both hostname and PID repeat on restart: name each start.
+      export TRAINYARD_WORKER_NAME="${TRAINYARD_WORKER_NAME:-${HOSTNAME:-trainer}-$(date +%s)}"
+    fi
     exec python -m "services.${service}.main" "$@" ;;
   rq-dashboard)
     shift

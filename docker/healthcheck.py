@@ -83,6 +83,7 @@ def check_consumer(service: str) -> str:
     host = socket.gethostname()
     max_idle_ms = float(os.environ.get("TRAINYARD_HEALTH_IDLE_S", "900")) * 1000
     seen: list[str] = []
+    group_found = False
     for stream in streams.ALL:
         try:
             groups = {_text(g["name"]) for g in r.xinfo_groups(stream)}
@@ -90,12 +91,13 @@ def check_consumer(service: str) -> str:
             continue
         if group not in groups:
             continue
+        group_found = True
         for consumer in r.xinfo_consumers(stream, group):
             name = _text(consumer["name"])
             seen.append(name)
             if host in name and consumer["idle"] <= max_idle_ms:
                 return f"consumer {name} in group {group} on {stream}, idle {consumer['idle'] / 1000:.1f}s"
-    if not seen:
+    if not group_found:
         raise Unhealthy(f"consumer group {group!r} not found on any stream yet")
     raise Unhealthy(f"no live consumer of host {host} in group {group!r} (consumers: {', '.join(sorted(set(seen)))})")
 

@@ -17,8 +17,18 @@ from pathlib import Path
 log = logging.getLogger("model-init")
 
 
+def unreadable(target: Path) -> list[Path]:
+    """Files of the model directory this (non-root) user cannot read, e.g. 0600 files owned by root."""
+    return [p for p in sorted(target.rglob("*")) if p.is_file() and not os.access(p, os.R_OK)]
+
+
 def ensure_model(target: Path, mode: str) -> str:
     if (target / "config.json").is_file():
+        blocked = unreadable(target)
+        if blocked:
+            names = ", ".join(str(p) for p in blocked[:3]) + (" ..." if len(blocked) > 3 else "")
+            raise SystemExit(f"model-init: {len(blocked)} file(s) of {target} not readable by uid {os.getuid()}: "
+                             f"{names}; on the host: chmod -R a+rX <your model dir>")
         return f"base model present at {target}"
     if mode != "tiny":
         raise SystemExit(f"model-init: no model at {target} (config.json missing): mount your model directory "

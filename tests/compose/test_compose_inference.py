@@ -29,6 +29,8 @@ def models_dir() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="ty-models-"))
     os.chmod(root, 0o755)
     build_tiny_model(root / "tiny")
+    for f in (root / "tiny").iterdir():  # safetensors writes 0600 files: make them readable, as the docs say
+        f.chmod(0o644)
     yield root
     import shutil
 
