@@ -45,7 +45,7 @@ def stack(settings_kwargs: dict, tmp_path: Path, r: redis.Redis) -> Iterator[tup
     with serve_app(app) as server:
         with DEMO.open("rb") as f:
             res = httpx.post(f"{server.url}/api/jobs/upload", headers={"Authorization": f"Bearer {TOKEN}"},
-                             files={"file": ("demo.jsonl", f)}, data={"spec": '{"max_steps": 100}'}, timeout=30)
+                             files={"file": ("demo.jsonl", f)}, data={"spec": '{"max_steps": 100}'}, timeout=120)
         job_id = res.json()["job_id"]
         seed_metrics(r, job_id, steps=40, max_steps=100)
         seed_evolution(r, registry, job_id, n_examples=30, steps=list(range(0, 101, 10)), poison=POISON)

@@ -3,7 +3,10 @@
 The loop runs in a thread on its own Redis connection and hands each new stream entry to every
 subscriber's asyncio queue (``call_soon_threadsafe``). A subscriber that falls too far behind is dropped
 (its stream ends; the browser's EventSource reconnects with ``Last-Event-ID`` and replays what it missed).
-Entry ids of all streams are Redis timestamps, so one ``Last-Event-ID`` resumes across streams.
+Entry ids of all streams are Redis timestamps, so one ``Last-Event-ID`` resumes across streams. Sequence
+numbers are per stream, so entries of different streams in the same millisecond have no common order: a
+resume replays from the start of the ``Last-Event-ID``'s millisecond in every stream. Delivery on resume is
+therefore at least once (events of that one millisecond may come again), never lossy.
 """
 
 from __future__ import annotations
@@ -60,11 +63,12 @@ def entry_key(entry_id: str) -> tuple[int, int]:
 
 
 def history(r: redis.Redis, after: str, stream_names: Iterable[str] = FEED_STREAMS,
-            limit: int = 10_000) -> list[FeedItem]:
-    """Entries of every feed stream strictly after ``after``, oldest first (for ``Last-Event-ID``)."""
+            limit: int = 10_000, inclusive: bool = False) -> list[FeedItem]:
+    """Entries of every feed stream after ``after`` (or from it, ``inclusive``), oldest first."""
     items: list[FeedItem] = []
+    lo = after if inclusive else f"({after}"
     for stream in stream_names:
-        for eid, fields in r.xrange(stream, min=f"({after}", max="+", count=limit):
+        for eid, fields in r.xrange(stream, min=lo, max="+", count=limit):
             item = to_item(stream, _s(eid), fields)
             if item is not None:
                 items.append(item)

@@ -54,14 +54,16 @@ async def stream(
     metrics.subscribers.inc()
 
     async def body() -> AsyncIterator[str]:
-        sent: set[str] = set()
-        floor = entry_key(resume) if resume else (0, 0)
+        sent: set[tuple[str, str]] = set()
+        # Replay from the start of the resume id's millisecond in every stream: sequence numbers are per
+        # stream, so same-millisecond entries of other streams may or may not have been seen (at least once).
+        floor = (entry_key(resume)[0], 0) if resume else (0, 0)
         try:
             yield "retry: 2000\n\n"
             if resume:
-                replay = await asyncio.to_thread(history, r, resume, FEED_STREAMS)
+                replay = await asyncio.to_thread(history, r, f"{floor[0]}-0", FEED_STREAMS, 10_000, True)
                 for item in replay:
-                    sent.add(item.entry_id)
+                    sent.add((item.stream, item.entry_id))
                     if matches(item, job_id, wanted):
                         yield item.sse()
             while True:
@@ -74,7 +76,7 @@ async def stream(
                     continue
                 if item is None:
                     return
-                if item.entry_id in sent or entry_key(item.entry_id) <= floor:
+                if (item.stream, item.entry_id) in sent or entry_key(item.entry_id) < floor:
                     continue
                 if matches(item, job_id, wanted):
                     metrics.feed_delivered.inc()
