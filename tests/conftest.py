@@ -56,8 +56,28 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def bucket() -> str:
-    return "ty-" + uuid.uuid4().hex[:12]
+def bucket(s3_server: S3Server) -> Iterator[str]:
+    """A fresh bucket name; afterwards every bucket whose name starts with it is emptied and removed
+    (SeaweedFS gives each bucket volumes of its own, so leftover buckets would exhaust the server)."""
+    name = "ty-" + uuid.uuid4().hex[:12]
+    yield name
+    drop_buckets(s3_server, prefix=name)
+
+
+def drop_buckets(s3_server: S3Server, prefix: str) -> None:
+    from minio import Minio
+    from minio.error import S3Error
+
+    client = Minio(s3_server.endpoint, access_key=S3_ACCESS, secret_key=S3_SECRET, secure=False)
+    try:
+        for b in client.list_buckets():
+            if not b.name.startswith(prefix):
+                continue
+            for obj in client.list_objects(b.name, recursive=True, include_version=True):
+                client.remove_object(b.name, obj.object_name, version_id=obj.version_id)
+            client.remove_bucket(b.name)
+    except S3Error:
+        pass
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ class S3Server:
         args = [
             find_weed(), "server", f"-dir={self.data_dir / 'data'}", f"-ip={self.host}", f"-ip.bind={self.host}",
             f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
-            "-master.electionTimeout=1s", "-master.volumeSizeLimitMB=1024",
+            "-master.electionTimeout=1s", "-master.volumeSizeLimitMB=64",
             f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
             "-volume.max=0",
             "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
