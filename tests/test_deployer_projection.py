@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from services.deployer.commands import request_deployment, rollback
-from services.deployer.exceptions import DeploymentNotFoundError
+from services.deployer.exceptions import DeploymentNotFoundError, InvalidRequestError
 from services.deployer.projection import DeploymentsProjection, current, get_deployment, list_deployments
 from shared.bus import publish
 from shared.events import DeploymentFailed, DeploymentPushed, DeploymentRolledBack, DeploymentVerified, Event
@@ -70,7 +70,7 @@ def test_rollback_picks_the_previous_verified_version(r: redis.Redis) -> None:
     explicit = rollback(r, "box", to_deployment_id=d3)
     runner.catch_up()
     assert get_deployment(r, explicit)["version_id"] == "v3"
-    with pytest.raises(DeploymentNotFoundError, match="never verified"):
+    with pytest.raises(InvalidRequestError, match="never verified"):
         rollback(r, "box", to_deployment_id=d2)
     with pytest.raises(DeploymentNotFoundError, match="no deployment"):
         rollback(r, "elsewhere", to_deployment_id=d1)
@@ -85,5 +85,5 @@ def test_repeated_request_and_late_step_change_nothing(r: redis.Redis) -> None:
     ProjectionRunner(r, DeploymentsProjection()).catch_up()
     assert [d["deployment_id"] for d in list_deployments(r, "box")] == ["dep-fixed"]
     assert get_deployment(r, dep)["status"] == "verified"
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequestError):
         request_deployment(r, "", "box")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import redis
 
 from services.deployer.domain import DeploymentStatus
-from services.deployer.exceptions import DeploymentNotFoundError
+from services.deployer.exceptions import DeploymentNotFoundError, InvalidRequestError
 from services.deployer.projection import current, get_deployment, list_deployments
 from shared.bus import publish
 from shared.events import DeploymentRequested, Event, new_id
@@ -19,7 +19,7 @@ def request_deployment(r: redis.Redis, version_id: str, target: str, reason: str
                        *, deployment_id: str | None = None, job_id: str | None = None) -> str:
     """Ask the deployer to deploy ``version_id`` to ``target``; returns the deployment id."""
     if not version_id or not target:
-        raise ValueError("a deployment needs a version id and a target name")
+        raise InvalidRequestError("a deployment needs a version id and a target name")
     dep_id = deployment_id or f"dep-{new_id()[:16]}"
     payload = DeploymentRequested(deployment_id=dep_id, version_id=version_id, target=target, reason=reason)
     publish(r, Event.create("deployment.requested", payload, job_id=job_id))
@@ -37,7 +37,7 @@ def rollback(r: redis.Redis, target: str, to_deployment_id: str | None = None) -
         if chosen is None or chosen["target"] != target:
             raise DeploymentNotFoundError(f"no deployment {to_deployment_id!r} on target {target!r}")
         if chosen.get("status") != DeploymentStatus.VERIFIED.value:
-            raise DeploymentNotFoundError(
+            raise InvalidRequestError(
                 f"deployment {to_deployment_id} was never verified ({chosen.get('status')}); pick a verified one")
     else:
         serving = current(r).get(target)

@@ -16,6 +16,10 @@ class UnknownTargetError(DeployerError):
     """No target of that name in ``TRAINYARD_TARGETS``."""
 
 
+class InvalidRequestError(DeployerError, ValueError):
+    """A deployment or rollback request that cannot be honoured as asked (empty ids, unverified target)."""
+
+
 class DeploymentNotFoundError(DeployerError):
     """No deployment with that id (or nothing to roll back to)."""
 
