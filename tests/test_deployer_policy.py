@@ -97,4 +97,17 @@ def test_on_improvement_compares_with_production(handlers: DeployerHandlers, r: 
     assert [q["version_id"] for q in _requests(r)] == [final]
     _run_job(handlers, "nometric", spec, None)
     assert len(_requests(r)) == 1
+    assert "has no 'eval_loss'" in DeployerState(r).job("nometric")["triggered"]
+
+
+def test_on_improvement_falls_back_to_the_evaluator_heldout_loss(handlers: DeployerHandlers, r: redis.Redis) -> None:
+    spec = {"deploy_policy": "on-improvement", "deploy_target": "box"}
+    registry = handlers.deployer.registry
+    prod = _store(registry, "prod", 5, None, {})
+    registry.put_json(storage.snapshot_key("prod", 5), {"aggregates": {"heldout": {"loss": 2.0}}})
+    DeployerState(r).set_serving("box", Serving("dep-0", prod, "prod-s5", "/adapters/prod"))
+    registry.put_json(storage.snapshot_key("new", 20), {"aggregates": {"heldout": {"loss": 1.5}}})
+    final, _ = _run_job(handlers, "new", spec, None)
+    assert [q["version_id"] for q in _requests(r)] == [final]
+    assert DeployerState(r).job("new")["triggered"].startswith("auto-new-")
 

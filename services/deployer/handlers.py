@@ -116,7 +116,9 @@ class DeployerHandlers:
             self.state.update_job(job_id, triggered="no target configured")
             return
         if mode == DeployPolicy.ON_IMPROVEMENT:
-            metric = job.get("metric") or spec.get("deploy_metric") or policy.DEFAULT_METRIC
+            chosen = job.get("metric") or spec.get("deploy_metric")
+            metrics = (chosen,) if chosen else policy.DEFAULT_METRICS
+            metric = next((m for m in metrics if self._metric(final, m) is not None), metrics[0])
             decision = policy.improvement(metric, self._metric(final, metric), self._production_metric(target, metric))
             log.info("job %s on-improvement: %s", job_id, decision.reason)
             if not decision.deploy:

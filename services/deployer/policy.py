@@ -7,7 +7,9 @@ from typing import Any
 
 from services.deployer.domain import DeployPolicy
 
-DEFAULT_METRIC = "eval_loss"
+# Without ``deploy_metric`` in the spec: the first of these the new version has (the trainer's eval loss if it
+# evaluates, else the evaluator's mean loss on the held-out examples, else on all tracked examples).
+DEFAULT_METRICS = ("eval_loss", "heldout.loss", "all.loss")
 
 
 @dataclass(frozen=True)
