@@ -17,6 +17,7 @@ from services.deployer import policy
 from services.deployer.commands import request_deployment
 from services.deployer.deploy import Deployer
 from services.deployer.domain import DeployPolicy
+from services.deployer.state import DeployerState
 from services.registry.client import NotFoundError
 from shared import storage
 from shared.bus import Handler
@@ -30,7 +31,7 @@ class DeployerHandlers:
     deployer: Deployer
 
     @property
-    def state(self):  # noqa: ANN201 - DeployerState
+    def state(self) -> DeployerState:
         return self.deployer.state
 
     def mapping(self) -> dict[str, Handler]:
