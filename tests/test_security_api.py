@@ -28,7 +28,7 @@ BAD_AUTH = ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {T
             {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer"})
 FUZZ_EXAMPLES = 12  # per operation: ~1 min in all on the 2-core box
 # Operations with a known 5xx, pinned by their own strict-xfail regression test below; remove once fixed.
-KNOWN_BUGS = {("GET", "/api/events"): "test_events_with_an_invalid_after_id_is_a_clear_422"}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture
@@ -130,8 +130,6 @@ def test_upload_file_names_cannot_escape_the_uploads_dir(gateway: RunningServer,
     assert not Path("/etc/escape.jsonl").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="GET /api/events?after=<not a stream id> passes the value to XRANGE and "
-                                       "answers 500 (redis ResponseError) instead of a 422 naming 'after'")
 def test_events_with_an_invalid_after_id_is_a_clear_422(gateway: RunningServer) -> None:
     for after in ("31832968889066804304159710-66", "not-an-id", "1-2-3"):
         res = httpx.get(f"{gateway.url}/api/events", params={"after": after}, timeout=10)

@@ -16,3 +16,4 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {**_P, "description": "not allowed in the current state"},
     422: {**_P, "description": "invalid body (the field is named)"},
 }
+INVALID_QUERY: dict[int | str, dict[str, Any]] = {422: {**_P, "description": "invalid query parameter (named)"}}

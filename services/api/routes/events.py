@@ -13,20 +13,30 @@ from fastapi.responses import StreamingResponse
 from services.api.deps import READ, HubDep, RedisDep
 from services.api.exceptions import BadInput
 from services.api.hub import FEED_STREAMS, FeedItem, entry_key, history, matches
-from services.api.problems import READ_ERRORS
+from services.api.problems import INVALID_QUERY, READ_ERRORS
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 ENTRY_ID = re.compile(r"^\d+-\d+$")
+MAX_ID_PART = 2**64 - 1  # Redis stream ids are two unsigned 64-bit integers
+
+
+def valid_entry_id(value: str) -> bool:
+    if not ENTRY_ID.match(value):
+        return False
+    ms, seq = value.split("-")
+    return int(ms) <= MAX_ID_PART and int(seq) <= MAX_ID_PART
 KEEPALIVE_S = 15.0
 
 
-@router.get("", dependencies=READ, responses=READ_ERRORS)
+@router.get("", dependencies=READ, responses={**READ_ERRORS, **INVALID_QUERY})
 def recent(r: RedisDep, job_id: Annotated[str | None, Query()] = None,
            types: Annotated[str | None, Query(description="comma-separated types; 'job.*' prefixes")] = None,
            after: Annotated[str, Query(pattern=r"^\d+-\d+$")] = "0-0",
            limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
     """Events after an entry id (oldest first), for logs and catching up."""
+    if not valid_entry_id(after):
+        raise BadInput(f"after: {after!r} is not a stream entry id like 1700000000000-0")
     wanted = _types(types)
     items = [i for i in history(r, after, limit=100_000) if matches(i, job_id, wanted)][:limit]
     import json
@@ -35,7 +45,7 @@ def recent(r: RedisDep, job_id: Annotated[str | None, Query()] = None,
             "last_id": items[-1].entry_id if items else after}
 
 
-@router.get("/stream", dependencies=READ, responses={**READ_ERRORS, 200: {
+@router.get("/stream", dependencies=READ, responses={**READ_ERRORS, **INVALID_QUERY, 200: {
     "content": {"text/event-stream": {}}, "description": "server-sent events: id = stream entry id"}})
 async def stream(
     request: Request, hub: HubDep, r: RedisDep,
@@ -46,7 +56,7 @@ async def stream(
 ) -> StreamingResponse:
     """Metrics and state changes as they happen. Reconnect with ``Last-Event-ID`` to get what was missed."""
     resume = last_event_id or since
-    if resume is not None and not ENTRY_ID.match(resume):
+    if resume is not None and not valid_entry_id(resume):
         raise BadInput(f"Last-Event-ID: {resume!r} is not a stream entry id like 1700000000000-0")
     wanted = _types(types)
     sub = hub.subscribe()  # subscribe before replaying, so nothing falls between the two
