@@ -95,13 +95,21 @@ def _text(record: dict[str, Any], key: str, *, allow_empty: bool = False) -> str
     return value
 
 
-def _check_conversation(messages: Messages) -> Messages:
+def _check_conversation(messages: Messages, field_name: str = "messages") -> Messages:
     if not messages:
         raise _Bad("empty conversation")
     if messages[-1]["role"] != "assistant":
         raise _Bad("the last message must be the assistant's answer")
     if not any(m["role"] == "user" for m in messages) and len(messages) > 1:
         raise _Bad("conversation has no user message")
+    first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), None)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        if first_user is not None and i < first_user:
+            raise _Bad(f"roles out of order: {field_name}[{i}] is an assistant turn before any user turn")
+        if not m["content"].strip():
+            raise _Bad(f"empty assistant turn: {field_name}[{i}].content is blank")
     return messages
 
 
@@ -123,7 +131,7 @@ def to_messages(record: Any, fmt: DatasetFormat) -> Messages:
             if not isinstance(content, str):
                 raise _Bad(f"messages[{i}].content must be a string, got {type(content).__name__}")
             out.append({"role": role, "content": content})
-        return _check_conversation(out)
+        return _check_conversation(out, "messages")
     if fmt == DatasetFormat.sharegpt:
         raw = record.get("conversations")
         if not isinstance(raw, list):
@@ -138,7 +146,7 @@ def to_messages(record: Any, fmt: DatasetFormat) -> Messages:
             if not isinstance(value, str):
                 raise _Bad(f"conversations[{i}].value must be a string, got {type(value).__name__}")
             out.append({"role": SHAREGPT_ROLES[who], "content": value})
-        return _check_conversation(out)
+        return _check_conversation(out, "conversations")
     if fmt == DatasetFormat.alpaca:
         instruction = _text(record, "instruction")
         extra = _text(record, "input", allow_empty=True) if "input" in record else ""
@@ -163,6 +171,7 @@ def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *,
     problems: list[str] = []
     n_problems = 0
     examples: list[Example] = []
+    id_lines: dict[str, int] = {}  # explicit example id -> first line (tracked rows are keyed by id)
     file_fmt = forced
 
     def bad(lineno: int, reason: str) -> None:
@@ -209,6 +218,11 @@ def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *,
             bad(lineno, f"over-long example ({size} characters, limit {max_chars})")
             continue
         ex_id = record.get("id")
+        if isinstance(ex_id, str | int) and not isinstance(ex_id, bool):
+            first = id_lines.setdefault(str(ex_id), lineno)
+            if first != lineno:
+                bad(lineno, f"duplicate id {str(ex_id)!r} (first used on line {first})")
+                continue
         examples.append(Example(lineno, str(ex_id) if isinstance(ex_id, str | int) else f"line-{lineno}",
                                 messages))
     if not examples and not n_problems:
