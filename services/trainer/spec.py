@@ -64,20 +64,20 @@ class JobSpec(BaseModel):
     dataset_version_id: str | None = None
     # LoRA
     lora_r: int = Field(default=16, ge=1, le=1024)
-    lora_alpha: int = Field(default=32, ge=1)
+    lora_alpha: int = Field(default=32, ge=1, le=16_384)
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | str = "all-linear"
     # optimisation
     lr: float = Field(default=2e-4, gt=0.0, le=10.0)
     lr_scheduler: str = "cosine"
-    warmup_steps: int = Field(default=10, ge=0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    epochs: float = Field(default=1.0, gt=0.0)
-    max_steps: int | None = Field(default=None, ge=1)  # overrides epochs when set
-    batch_size: int = Field(default=4, ge=1)
-    grad_accum: int = Field(default=4, ge=1)
-    max_seq_len: int = Field(default=1024, ge=8)
-    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    warmup_steps: int = Field(default=10, ge=0, le=10_000_000)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=10.0)
+    epochs: float = Field(default=1.0, gt=0.0, le=10_000.0)
+    max_steps: int | None = Field(default=None, ge=1, le=100_000_000)  # overrides epochs when set
+    batch_size: int = Field(default=4, ge=1, le=65_536)
+    grad_accum: int = Field(default=4, ge=1, le=65_536)
+    max_seq_len: int = Field(default=1024, ge=8, le=131_072)
+    max_grad_norm: float = Field(default=1.0, gt=0.0, le=1e6)
     gradient_checkpointing: bool = False
     packing: bool = False  # padding-free packing (position_ids)
     # bookkeeping

@@ -13,7 +13,7 @@ import redis
 from minio import Minio
 
 from services.registry.client import RegistryClient
-from services.trainer import jobstore, queueing
+from services.trainer import admission, jobstore, queueing
 from services.trainer.datasets import load_and_validate
 from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError
@@ -33,17 +33,19 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
                priority: str | None = None) -> str:
     """Validate, store and queue a training job; returns its id.
 
-    Raises ``SpecError`` for a bad spec and ``DatasetError`` (``.report`` lists each bad line) for bad data,
+    Raises ``SpecError`` for a bad spec (including a base model that cannot be loaded and a held-out path
+    outside the allowed directories, see ``services.trainer.admission``) and ``DatasetError`` (``.report`` lists each bad line) for bad data,
     after publishing ``dataset.rejected``. The dataset file is never modified.
     """
     dataset_path = Path(dataset_path)
     job_spec = parse_spec(spec, name=name, priority=priority)
+    heldout_file = admission.check(settings, job_spec, dataset_path)
     job_id = new_job_id()
     try:
         dataset = load_and_validate(dataset_path, job_spec.dataset_format)
         heldout_sha = None
-        if job_spec.tracked.heldout_path:
-            heldout = load_and_validate(Path(job_spec.tracked.heldout_path))
+        if heldout_file is not None:
+            heldout = load_and_validate(heldout_file)
             heldout_sha = heldout.sha256
     except DatasetError as exc:
         emit(r, "dataset.rejected", DatasetRejected(file=str(dataset_path), errors=exc.report), None)
@@ -55,8 +57,8 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     emit(r, "dataset.stored", DatasetStored(version_id=manifest["version_id"], sha256=dataset.sha256,
                                             name=ds_name), job_id)
     if heldout_sha is not None:
-        assert job_spec.tracked.heldout_path
-        hmanifest = registry.store_dataset(Path(job_spec.tracked.heldout_path), name=f"{ds_name}-heldout",
+        assert heldout_file is not None
+        hmanifest = registry.store_dataset(heldout_file, name=f"{ds_name}-heldout",
                                            job_id=job_id, note="held-out tracked examples")
         emit(r, "dataset.stored", DatasetStored(version_id=hmanifest["version_id"], sha256=heldout_sha,
                                                 name=f"{ds_name}-heldout"), job_id)
