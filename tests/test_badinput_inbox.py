@@ -27,8 +27,6 @@ def trainer_settings(settings_kwargs: dict, tmp_path: Path, **extra: object) -> 
                            checkpoints_dir=tmp_path / "ckpt", **{"inbox_stable_s": 0.0, **extra})
 
 
-@pytest.mark.xfail(strict=True, reason="the inbox follows symlinks (Path.is_file) and queues the link target's "
-                                       "content; a symlink must be refused (it can point anywhere on the host)")
 def test_symlink_in_inbox_is_refused_and_its_target_untouched(settings_kwargs: dict, tmp_path: Path,
                                                                r: redis.Redis) -> None:
     settings = trainer_settings(settings_kwargs, tmp_path)

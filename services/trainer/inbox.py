@@ -1,7 +1,8 @@
 """The inbox watcher: a complete ``.jsonl`` dropped in ``inbox/`` becomes a queued job.
 
 A file is complete when it is not a ``.part`` file and its size and mtime stayed the same for
-``inbox_stable_s``. An optional sidecar ``NAME.yaml`` / ``NAME.yml`` / ``NAME.json`` carries the job spec; a
+``inbox_stable_s`` (a stable empty file is rejected as empty). Symbolic links (dataset or sidecar) are refused
+and moved, as links, to ``rejected/``; their targets are never read. An optional sidecar ``NAME.yaml`` / ``NAME.yml`` / ``NAME.json`` carries the job spec; a
 ``high__`` or ``low__`` name prefix sets the priority. Accepted files move to ``inbox/accepted/``, rejected
 ones to ``inbox/rejected/`` beside ``NAME.errors.txt``; the original bytes are never changed.
 """
@@ -20,6 +21,7 @@ import redis
 import yaml
 from minio import Minio
 
+from services.trainer import admission
 from services.trainer.datasets import load_and_validate
 from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError, SpecError
@@ -57,7 +59,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 def _free_name(directory: Path, name: str) -> Path:
     target = directory / name
     n = 1
-    while target.exists():
+    while target.exists() or target.is_symlink():
         target = directory / f"{Path(name).stem}.{n}{Path(name).suffix}"
         n += 1
     return target
@@ -86,19 +88,20 @@ class InboxWatcher:
         if not self.dir.is_dir():
             return []
         out = []
-        current = {p for p in self.dir.iterdir() if p.is_file() and p.suffix == ".jsonl"
-                   and not p.name.startswith(".")}
+        # symbolic links are listed too (never followed): take() refuses them
+        current = {p for p in self.dir.iterdir() if p.suffix == ".jsonl" and not p.name.startswith(".")
+                   and (p.is_symlink() or p.is_file())}
         for p in sorted(current):
             try:
-                st = p.stat()
+                st = p.lstat()
             except FileNotFoundError:
                 continue
             sig = (st.st_size, st.st_mtime)
             prev = self._seen.get(p)
             if prev is None or prev[:2] != sig:
                 self._seen[p] = (*sig, now)
-            elif now - prev[2] >= self.settings.inbox_stable_s and st.st_size > 0:
-                out.append(p)
+            elif now - prev[2] >= self.settings.inbox_stable_s:
+                out.append(p)  # a stable 0-byte file too: it is rejected as empty, not left there forever
         self._seen = {p: v for p, v in self._seen.items() if p in current}
         return out
 
@@ -113,14 +116,22 @@ class InboxWatcher:
         return jobs
 
     def take(self, path: Path) -> str | None:
-        sidecar = next((s for s in (path.with_suffix(x) for x in SIDECARS) if s.is_file()), None)
+        sidecar = next((s for s in (path.with_suffix(x) for x in SIDECARS) if s.is_file() or s.is_symlink()), None)
         prio, stem_name = priority_from_name(path.stem)
+        if path.is_symlink():
+            return self._reject(path, sidecar, DatasetError([
+                f"{path.name} is a symbolic link; links are refused, never followed (copy the file itself into "
+                "the inbox)"]))
+        if sidecar is not None and sidecar.is_symlink():
+            return self._reject(path, sidecar, SpecError(
+                f"sidecar {sidecar.name} is a symbolic link; links are refused, never followed"))
         try:
             spec = read_sidecar(sidecar) if sidecar else {}
             if prio and "priority" not in spec:
                 spec["priority"] = prio
             spec.setdefault("name", stem_name)
             job_spec = parse_spec(spec)
+            admission.check(self.settings, job_spec, path)
             load_and_validate(path, job_spec.dataset_format)
         except (SpecError, DatasetError) as exc:
             return self._reject(path, sidecar, exc)
