@@ -58,11 +58,6 @@ def fill(mnt: Path, leave_bytes: int) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "trainer bug: on a really full filesystem torch.save raises RuntimeError ('basic_ios::clear: iostream error' "
-    "/ 'unexpected pos 64 vs 0'), not OSError(ENOSPC), so recipe._failed marks the job failed with that cryptic "
-    "error instead of pausing it with 'disk full while saving'; it should also look at the exception chain or "
-    "the free space of the checkpoint directory"))
 def test_disk_full_pauses_with_a_clear_reason_and_resumes(settings_kwargs: dict, tmp_path: Path, r: redis.Redis,
                                                           tiny_model: Path, small_fs: Path) -> None:
     settings = make_settings(settings_kwargs, tmp_path, checkpoints_dir=small_fs)

@@ -5,7 +5,6 @@ RQ runs ``run_job(job_id)`` inside the trainer worker (``python -m services.trai
 
 from __future__ import annotations
 
-import errno
 import gc
 import logging
 import os
@@ -18,7 +17,7 @@ import redis
 from minio import Minio
 
 from services.registry.client import RegistryClient
-from services.trainer import checkpoints, jobstore, outcomes
+from services.trainer import checkpoints, diskfull, jobstore, outcomes
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
 from services.trainer.datasets import ValidatedDataset, load_and_validate
 from services.trainer.emit import emit
@@ -163,10 +162,12 @@ def _failed(r: redis.Redis, job_id: str, exc: Exception, step: int, output_dir: 
     resume_note = f"; resume continues from {last.name}" if last else ""
     if type(exc).__name__ == "OutOfMemoryError":
         return outcomes.pause_for(r, job_id, f"out of GPU memory at step {step}{resume_note}", step, last)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        checkpoints.remove_incomplete(output_dir)
-        return outcomes.pause_for(r, job_id, f"disk full while saving at step {step}: {exc}{resume_note}",
-                                  step, last)
+    needed = sum(f.stat().st_size for f in last.rglob("*") if f.is_file()) if last else 0
+    if diskfull.is_disk_full(exc, output_dir, needed):
+        why = diskfull.reason(exc, output_dir, step)  # free space as it was when the save failed
+        gone = checkpoints.remove_incomplete(output_dir)
+        log.warning("job %s: %s; removed partial checkpoint(s) %s", job_id, why, [p.name for p in gone])
+        return outcomes.pause_for(r, job_id, f"{why}{resume_note}", step, last)
     log.exception("job %s failed", job_id)
     return outcomes.fail(r, job_id, f"{type(exc).__name__}: {exc}", step)
 
