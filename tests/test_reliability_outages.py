@@ -36,14 +36,7 @@ def max_step(r, job_id: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", [
-    pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=(
-        "trainer bug: a Redis restart mid-job raises ConnectionError in the training callback (on_step_end "
-        "pipeline), recipe marks the job failed (and cannot even record it), then the RQ worker logs 'found an "
-        "unhandled exception, quitting' and the trainer process exits: the job stays 'running' with no worker "
-        "and no reaper. Needs retry/backoff around the callback's Redis calls and the worker loop)"))),
-    "s3",
-])
+@pytest.mark.parametrize("fault", ["redis", "s3"])
 def test_outage_mid_job(fault: str, tiny_model: Path, tmp_path: Path) -> None:
     drill = start_stack(tmp_path, tiny_model_copy(tiny_model, tmp_path))
     r = drill.r

@@ -2,6 +2,9 @@
 
 * ``on_step_end``: one pipelined round trip reads the control hash entry of this job and refreshes the
   heartbeat; a request stops training at this step boundary (with a checkpoint, except ``skip``).
+
+Every Redis call here is retried with backoff while Redis is down (``services.trainer.resilient``): the step
+waits for Redis to come back, and each event is published exactly once, in order.
 * ``on_log``: publishes ``metrics.logged``; a NaN/inf loss stops training without saving the bad state.
 * ``on_save``: writes ``trainyard_job.json`` into the checkpoint, hashes every file and publishes
   ``checkpoint.saved``.
@@ -20,7 +23,7 @@ from typing import Any
 import redis
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from services.trainer import checkpoints, jobstore
+from services.trainer import checkpoints, jobstore, resilient
 from services.trainer.emit import emit
 from services.trainer.states import Action
 from shared import streams
@@ -80,18 +83,23 @@ class TrainyardCallback(TrainerCallback):
         self._tokens_log = 0
 
     # -- control -------------------------------------------------------------------------------------
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                    **kwargs: Any) -> TrainerControl:
+    def _control_and_heartbeat(self, step: int) -> bytes | None:
+        """One round trip: this job's control request, and the heartbeat refreshed (both idempotent)."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hget(streams.CONTROL_KEY, self.ctx.job_id)
-        pipe.set(jobstore.heartbeat_key(self.ctx.job_id), state.global_step, ex=jobstore.HEARTBEAT_TTL_S)
+        pipe.set(jobstore.heartbeat_key(self.ctx.job_id), step, ex=jobstore.HEARTBEAT_TTL_S)
         raw, _ = pipe.execute()
+        return raw
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> TrainerControl:
+        raw = resilient.call(self._control_and_heartbeat, state.global_step, what="the step's control check")
         if raw and self.outcome.action is None:
             action, _, arg = raw.decode().partition(":")
             try:
                 self.outcome.action = Action(action)
             except ValueError:
-                self.r.hdel(streams.CONTROL_KEY, self.ctx.job_id)
+                resilient.call(self.r.hdel, streams.CONTROL_KEY, self.ctx.job_id, what="dropping a bad request")
                 return control
             self.outcome.by_job_id = arg or None
             control.should_training_stop = True
@@ -141,6 +149,7 @@ class TrainyardCallback(TrainerCallback):
             metrics=self.outcome.last_metrics, final=final, tracked_key=self.ctx.tracked_key,
         ), self.ctx.job_id)
         record = {"dir": str(ckpt.resolve()), "files": [f.model_dump() for f in files], "step": state.global_step}
-        self.r.hset(streams.key("trainer", "checkpoints"), event.id, json.dumps(record))
+        resilient.call(self.r.hset, streams.key("trainer", "checkpoints"), event.id, json.dumps(record),
+                       what="recording the checkpoint")
         self.outcome.last_checkpoint = ckpt
         return control

@@ -32,6 +32,8 @@ from shared.settings import TrainerSettings, load
 
 log = logging.getLogger(__name__)
 
+TRAINING_HERE: set[str] = set()  # job ids this process is training now (its orphan reaper leaves them alone)
+
 
 def run_job(job_id: str) -> str:
     """The RQ job function: settings from the environment, Redis from the RQ connection."""
@@ -122,6 +124,7 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
     output_dir = settings.checkpoints_dir / job_id
     trainer = model = None
     step = int(before.get("step", 0))
+    TRAINING_HERE.add(job_id)
     try:
         device = pick_device(spec.device)
         checkpoints.remove_incomplete(output_dir)
@@ -150,6 +153,7 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
             step = trainer.state.global_step
         return _failed(r, job_id, exc, step, output_dir)
     finally:
+        TRAINING_HERE.discard(job_id)
         r.hdel(jobstore.RUNNING_KEY, job_id)
         r.delete(jobstore.heartbeat_key(job_id))
         del trainer, model

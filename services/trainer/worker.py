@@ -11,13 +11,14 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import redis
 from rq import SimpleWorker
 
-from services.trainer import control, jobstore, queueing
+from services.trainer import control, jobstore, queueing, resilient
 from services.trainer.emit import emit
 from services.trainer.states import Action, JobState
 from shared import streams
@@ -28,11 +29,20 @@ log = logging.getLogger(__name__)
 
 
 class OrphanReaper:
-    """Requeues jobs whose worker died mid-training (no heartbeat): they resume from the last checkpoint."""
+    """Requeues jobs whose worker died mid-training (no heartbeat): they resume from the last checkpoint.
 
-    def __init__(self, r: redis.Redis, interval_s: float = 2.0) -> None:
+    A job is reaped only after its heartbeat has been missing for ``grace_s`` (a Redis restart lets every
+    heartbeat lapse at once; live workers refresh theirs at their next step), and never while this very
+    process is training it.
+    """
+
+    def __init__(self, r: redis.Redis, interval_s: float = 2.0, grace_s: float = float(jobstore.HEARTBEAT_TTL_S),
+                 training_here: Callable[[], set[str]] = lambda: set()) -> None:
         self.r = r
         self.interval_s = interval_s
+        self.grace_s = grace_s
+        self.training_here = training_here
+        self._suspects: dict[str, float] = {}  # job id -> when its heartbeat was first seen missing
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -40,12 +50,26 @@ class OrphanReaper:
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.reap_once()
+            try:
+                self.reap_once()
+            except resilient.RETRYABLE as exc:
+                log.warning("reaper: redis unavailable (%s); trying again", exc)
+                self._suspects.clear()  # heartbeats could not be refreshed meanwhile: start the grace over
             self._stop.wait(self.interval_s)
 
-    def reap_once(self) -> list[str]:
+    def suspects(self, now: float | None = None) -> list[str]:
+        """Orphaned jobs whose heartbeat has been missing for at least ``grace_s``."""
+        now = time.monotonic() if now is None else now
+        missing = set(jobstore.orphaned(self.r)) - self.training_here()
+        self._suspects = {j: t for j, t in self._suspects.items() if j in missing}
+        for job_id in missing:
+            self._suspects.setdefault(job_id, now)
+        return sorted(j for j, t in self._suspects.items() if now - t >= self.grace_s)
+
+    def reap_once(self, now: float | None = None) -> list[str]:
         done = []
-        for job_id in jobstore.orphaned(self.r):
+        for job_id in self.suspects(now):
+            self._suspects.pop(job_id, None)
             try:
                 jobstore.transition(self.r, job_id, [JobState.running], JobState.failed,
                                     error="worker died (no heartbeat)")
@@ -89,5 +113,38 @@ class TrainerWorker:
         finally:
             self._install()
 
-    def run(self, burst: bool = False) -> None:
-        self.worker.work(burst=burst, with_scheduler=False)
+    def run(self, burst: bool = False, max_restarts: int | None = None) -> None:
+        """Work until stopped. RQ quits its loop on an error it does not handle (Redis gone in the middle of
+        its bookkeeping): the worker is then registered again and goes on, with backoff."""
+        delay, restarts = 1.0, 0
+        while True:
+            try:
+                self.worker.work(burst=burst, with_scheduler=False)
+            except resilient.RETRYABLE as exc:
+                log.warning("worker %s: redis unavailable (%s)", self.name, exc)
+            except Exception:  # noqa: BLE001 - the worker must outlive whatever broke one RQ loop
+                log.exception("worker %s: RQ loop raised", self.name)
+            if self._stopping or (burst and self._queues_empty()):
+                return
+            restarts += 1
+            if max_restarts is not None and restarts > max_restarts:
+                raise RuntimeError(f"worker {self.name}: RQ loop quit {restarts} times")
+            log.warning("worker %s: RQ loop quit unexpectedly; restarting in %.0f s", self.name, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            self._rebuild()
+
+    def _queues_empty(self) -> bool:
+        try:
+            return not any(self.r.llen(f"rq:queue:{q}") for q in queueing.QUEUES)
+        except resilient.RETRYABLE:
+            return False
+
+    def _rebuild(self) -> None:
+        """A fresh RQ worker under the same name (the job records name it); the old registration is retired."""
+        try:
+            resilient.call(self.worker.register_death, what="retiring the old RQ worker registration")
+        except Exception as exc:  # noqa: BLE001 - its key expires on its own (worker_ttl)
+            log.warning("worker %s: could not retire the old registration: %s", self.name, exc)
+        self.worker = SimpleWorker(list(queueing.QUEUES), connection=self.r, name=self.name, worker_ttl=20)
+        self.worker._install_signal_handlers = self._install  # type: ignore[method-assign]
