@@ -63,6 +63,7 @@ RUN python3 /tmp/build/requirements.py /tmp/build/pyproject.toml --extras "$EXTR
 # ---- runtime: venv + code, non-root -------------------------------------------------------------------
 FROM python AS runtime
 ARG UID=10001
+LABEL org.trainyard.image="trainyard" org.opencontainers.image.title="Trainyard"
 RUN groupadd --system --gid ${UID} trainyard \
  && useradd --system --uid ${UID} --gid trainyard --home-dir /data --shell /usr/sbin/nologin trainyard \
  && mkdir -p /data/state /data/inbox /data/control /data/checkpoints /data/adapters /models /app \

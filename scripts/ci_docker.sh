@@ -81,5 +81,7 @@ if [ "${TRAINYARD_DOCKER_BUILD:-1}" = 1 ]; then
   TRAINYARD_REDIS_PASSWORD=build TRAINYARD_S3_ACCESS_KEY=build TRAINYARD_S3_SECRET_KEY=buildbuild \
   TRAINYARD_API_TOKEN=build TRAINYARD_INFERENCE_TOKEN=build \
     docker compose -f compose.yaml -f compose.offline.yaml build --quiet
+  # Earlier builds of the Trainyard image left untagged: drop them (only ours, by label).
+  docker image prune -f --filter label=org.trainyard.image=trainyard >/dev/null
   say "images ready in $(( $(date +%s) - start ))s"
 fi

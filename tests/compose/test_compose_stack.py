@@ -26,7 +26,7 @@ DRILL_WINDOW_S = 45.0  # training time wanted after a kill/restart: long enough 
 
 def drill_timeout(steps: int) -> float:
     """How long a drill job may take after the fault: generous, but bounded so a stuck job fails in minutes."""
-    return 240 + 4 * steps * TIMINGS.get("s_per_step", 0.5)
+    return 150 + 4 * steps * TIMINGS.get("s_per_step", 0.5)
 
 
 def drill_steps(every: int) -> int:
