@@ -40,8 +40,8 @@ def engine_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "docker info timed out: the Docker engine does not answer"
     if info.returncode != 0:
-        return f"no Docker engine reachable ({(info.stderr or info.stdout).strip().splitlines()[-1:]}); " \
-               "bash scripts/ci_docker.sh starts one"
+        said = ((info.stderr or info.stdout).strip().splitlines() or ["no answer"])[-1]
+        return f"no Docker engine reachable ({said}); bash scripts/ci_docker.sh starts one"
     compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=20)
     if compose.returncode != 0:
         return "docker compose v2 not installed (bash scripts/ci_docker.sh installs it)"
