@@ -30,7 +30,7 @@ from shared.modeling import build_tiny_model
 
 CMD = "python -m bench.bench_trainer"
 STEPS = 30
-REPEATS = 3
+REPEATS = 6
 
 
 def conversations(n: int = 256, seed: int = 0) -> list[list[dict[str, str]]]:
@@ -85,14 +85,17 @@ def main() -> None:
         spec = JobSpec(base_model=str(model_dir), lr=3e-3, max_steps=STEPS, checkpoint_every=10_000, log_every=5,
                        batch_size=8, grad_accum=1, warmup_steps=0, device="cpu", max_seq_len=256)
         bare, ours, packed, loss_bare, loss_packed = [], [], [], [], []
+        run(spec, tmp / "warmup", None, False)  # first-run costs (allocator, kernels) go to nobody
         for i in range(REPEATS):
-            tps, lb = run(spec, tmp / f"b{i}", None, False)
-            bare.append(tps)
-            loss_bare.append(lb)
-            ours.append(run(spec, tmp / f"o{i}", r, False)[0])
-            tps, lp = run(spec, tmp / f"p{i}", r, True)
-            packed.append(tps)
-            loss_packed.append(lp)
+            # Rotate the order every repeat so neither side always runs first on a warm or a busy machine.
+            order = [("bare", False), ("ours", False), ("packed", True)]
+            for name, packing in order[i % 3:] + order[:i % 3]:
+                tps, loss = run(spec, tmp / f"{name}{i}", None if name == "bare" else r, packing)
+                {"bare": bare, "ours": ours, "packed": packed}[name].append(tps)
+                if name == "bare":
+                    loss_bare.append(loss)
+                elif name == "packed":
+                    loss_packed.append(loss)
         b, o, p = statistics.median(bare), statistics.median(ours), statistics.median(packed)
         record("trainer_overhead", value=o, unit="tokens/s", baseline=b, ratio=o / b, target=">= 0.95x bare",
                runs=ours, command=CMD, baseline_name="bare HF Trainer + peft", met=o / b >= 0.95,
