@@ -231,10 +231,6 @@ def test_trainer_killed_mid_job_resumes_and_loses_nothing(stack: ComposeStack) -
     assert_nothing_lost(stack, job_id, steps, every)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "trainer: a Redis restart mid-job fails the running job (ConnectionError raised from the training "
-    "callback, the worker exits) and the orphan reaper crashes with WRONGTYPE in jobstore.orphaned, so the "
-    "job stays 'running' and never resumes. Remove this marker when the trainer survives it."))
 def test_redis_restarted_mid_job_loses_nothing(stack: ComposeStack) -> None:
     with stack.api() as api:
         before_jobs = {j["id"]: j.get("state") for j in items(api.get("/api/jobs", params={"limit": 1000}).json())}
