@@ -77,6 +77,56 @@ class MetricsPublic(BaseModel):
 class VersionPublic(Open):
     version_id: str
     kind: str | None = None
+    name: str | None = None
+    status: str | None = Field(default=None, description="active | trashed")
+    aliases: list[str] | None = None
+    protected: bool | None = None
+
+
+class VersionDetail(VersionPublic):
+    manifest: dict[str, Any] | None = Field(default=None, description="the manifest from the bucket (None if gone)")
+
+
+class VersionAction(BaseModel):
+    version_id: str
+    action: str
+    result: str | int | bool | None = None
+
+
+class StorageUsed(BaseModel):
+    versions: int
+    logical_bytes: int = Field(description="sum of every version's file sizes")
+    unique_bytes: int = Field(description="each blob counted once")
+    blobs: int
+    by_kind: dict[str, int]
+
+
+class FileLink(Open):
+    path: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    url: str = Field(description="time-limited presigned URL")
+
+
+class DownloadLinks(BaseModel):
+    version_id: str
+    files: list[FileLink]
+
+
+class ManifestPublic(Open):
+    """A version manifest as stored in the bucket (``manifests/<version_id>.json``)."""
+
+    version_id: str
+    kind: str
+    name: str | None = None
+    files: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DatasetStoredPublic(BaseModel):
+    version_id: str
+    sha256: str
+    name: str
+    n_examples: int | None = None
 
 
 class AliasCreate(BaseModel):
@@ -113,11 +163,108 @@ class DeploymentAccepted(BaseModel):
     result: Any = None
 
 
+class DeploymentPublic(Open):
+    """One deployment as the deployer's projection records it (``services.deployer.projection``)."""
+
+    deployment_id: str
+    version_id: str | None = None
+    target: str | None = None
+    status: str | None = Field(default=None, description="requested | pushed | verified | failed | rolled_back")
+    reason: str | None = None
+    job_id: str | None = None
+    adapter_name: str | None = None
+    requested_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    checked: int | None = None
+    matched: int | None = None
+    latency_ms: float | None = None
+    restored_version_id: str | None = None
+
+
+class CurrentDeployment(Open):
+    """What a target serves now (its last verified deployment)."""
+
+    deployment_id: str
+    version_id: str | None = None
+    adapter_name: str | None = None
+    serving_name: str | None = None
+
+
 class TargetPublic(BaseModel):
     name: str
     url: str
     kind: str
-    current: dict[str, Any] | None = None
+    current: CurrentDeployment | None = None
+
+
+# --- registry ---------------------------------------------------------------------------------------
+class VerifyFailure(Open):
+    missing: list[str] = Field(default_factory=list)
+    corrupt: list[str] = Field(default_factory=list)
+    repaired: list[str] = Field(default_factory=list)
+    at: str | None = None
+
+
+class RegistryHealth(BaseModel):
+    bucket: str
+    bucket_reachable: bool
+    s3_error: str | None = None
+    versions: int = Field(description="versions in the view, trash included")
+    trashed: int
+    dead_lettered: int = Field(description="entries in the dead-letter stream")
+    last_verify_failed: VerifyFailure | None = None
+
+
+class PendingBackup(Open):
+    version_id: str
+    kind: str | None = None
+    name: str | None = None
+    size: int | None = None
+
+
+class BackupStatus(Open):
+    replica: str = Field(description="where the replica lives (endpoint/bucket)")
+    total: int
+    replicated: int
+    pending: list[PendingBackup]
+    pending_bytes: int
+
+
+class VerifyReportPublic(Open):
+    checked_blobs: int
+    checked_bytes: int
+    missing: list[str] = Field(description="'blob:<sha256>' or 'manifest:<version id>'")
+    corrupt: list[str]
+    repaired: list[str] = Field(default_factory=list)
+    unrepaired: list[str] = Field(default_factory=list)
+    affected_versions: list[str] = Field(default_factory=list)
+    ok: bool
+
+
+# --- events and health ------------------------------------------------------------------------------
+class EventPublic(Open):
+    """An event envelope (``shared.events.Event``) with the ``stream`` and ``entry_id`` it was read from."""
+
+    type: str
+    id: str | None = None
+    job_id: str | None = None
+    payload: dict[str, Any] | None = None
+    stream: str | None = None
+    entry_id: str | None = None
+
+
+class EventList(BaseModel):
+    data: list[EventPublic]
+    count: int
+    last_id: str = Field(description="pass as ?after= to continue")
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool | str]
+    backends: dict[str, bool]
 
 
 class Problem(BaseModel):

@@ -13,7 +13,7 @@ from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, Setti
 from services.api.exceptions import BadInput, NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.routes.jobs import UPLOAD_CHUNK, safe_filename
-from services.api.schemas import Page, VersionPublic, paginate
+from services.api.schemas import DatasetStoredPublic, ManifestPublic, Page, VersionPublic, paginate
 from shared.bus import publish
 from shared.events import DatasetStored, Event
 
@@ -26,7 +26,7 @@ def list_datasets(r: RedisDep, page: PageDep) -> dict:
     return paginate(items, *page)
 
 
-@router.get("/{version_id}", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+@router.get("/{version_id}", response_model=ManifestPublic, dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
 def get_dataset(version_id: str, registry: RegistryDep) -> dict:
     manifest = registry.get_json(f"manifests/{version_id}.json")
     if manifest is None or manifest.get("kind") != "dataset":
@@ -34,7 +34,7 @@ def get_dataset(version_id: str, registry: RegistryDep) -> dict:
     return manifest
 
 
-@router.post("", status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("", response_model=DatasetStoredPublic, status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
 def upload_dataset(
     settings: SettingsDep, r: RedisDep, registry: RegistryDep,
     file: Annotated[UploadFile, File(description="JSONL dataset")],

@@ -10,7 +10,15 @@ from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep
 from services.api.exceptions import NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
-from services.api.schemas import DeploymentAccepted, DeploymentCreate, RollbackCreate, TargetPublic, paginate
+from services.api.schemas import (
+    DeploymentAccepted,
+    DeploymentCreate,
+    DeploymentPublic,
+    Page,
+    RollbackCreate,
+    TargetPublic,
+    paginate,
+)
 from shared.settings import TargetConfig
 
 router = APIRouter(prefix="/api/deployments", tags=["deployments"])
@@ -28,14 +36,14 @@ def known_target(request: Request, name: str) -> TargetConfig:
     raise NotFound(f"no target {name} (configured: {', '.join(t.name for t in configured_targets(request)) or 'none'})")
 
 
-@router.get("", dependencies=READ, responses=READ_ERRORS)
+@router.get("", response_model=Page[DeploymentPublic], dependencies=READ, responses=READ_ERRORS)
 def list_deployments(r: RedisDep, page: PageDep, target: Annotated[str | None, Query()] = None) -> dict:
     """Deployment history, newest first as the deployer's projection orders it."""
     items = b.call(b.DEPLOYER_PROJECTION, "list_deployments", r, target=target)
     return paginate(items, *page)
 
 
-@router.get("/{deployment_id}", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+@router.get("/{deployment_id}", response_model=DeploymentPublic, dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
 def get_deployment(deployment_id: str, r: RedisDep) -> dict:
     d = b.call(b.DEPLOYER_PROJECTION, "get_deployment", r, deployment_id)
     if d is None:
@@ -63,7 +71,7 @@ def list_targets(request: Request, r: RedisDep) -> list[dict[str, Any]]:
             for t in configured_targets(request)]
 
 
-@targets_router.get("/{target}/history", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+@targets_router.get("/{target}/history", response_model=Page[DeploymentPublic], dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
 def target_history(target: str, request: Request, r: RedisDep, page: PageDep) -> dict:
     known_target(request, target)
     return paginate(b.call(b.DEPLOYER_PROJECTION, "list_deployments", r, target=target), *page)

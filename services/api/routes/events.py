@@ -14,6 +14,7 @@ from services.api.deps import READ, HubDep, RedisDep
 from services.api.exceptions import BadInput
 from services.api.hub import FEED_STREAMS, FeedItem, entry_key, history, matches
 from services.api.problems import INVALID_QUERY, READ_ERRORS
+from services.api.schemas import EventList
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
@@ -29,7 +30,7 @@ def valid_entry_id(value: str) -> bool:
 KEEPALIVE_S = 15.0
 
 
-@router.get("", dependencies=READ, responses={**READ_ERRORS, **INVALID_QUERY})
+@router.get("", response_model=EventList, dependencies=READ, responses={**READ_ERRORS, **INVALID_QUERY})
 def recent(r: RedisDep, job_id: Annotated[str | None, Query()] = None,
            types: Annotated[str | None, Query(description="comma-separated types; 'job.*' prefixes")] = None,
            after: Annotated[str, Query(pattern=r"^\d+-\d+$")] = "0-0",

@@ -10,6 +10,14 @@ from services.api import backends as b
 from services.api.deps import READ, RedisDep
 from services.api.exceptions import BadInput, NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS
+from services.api.schemas_evolution import (
+    CurvePointPublic,
+    EvolutionExport,
+    EvolutionJobList,
+    ExampleHistoryPublic,
+    ExamplePage,
+    StepSnapshotPublic,
+)
 
 router = APIRouter(prefix="/api/evolution", tags=["evolution"], dependencies=READ,
                    responses={**READ_ERRORS, **NOT_FOUND})
@@ -30,21 +38,21 @@ def _known_job(r: Any, job_id: str) -> None:
         raise NotFound(f"no evolution snapshots for job {job_id}")
 
 
-@router.get("")
+@router.get("", response_model=EvolutionJobList)
 def evolution_jobs(r: RedisDep) -> dict:
     """Jobs that have evolution snapshots."""
     jobs = b.call(b.EVOLUTION, "list_jobs", r)
     return {"data": jobs, "count": len(jobs)}
 
 
-@router.get("/{job_id}/curve")
+@router.get("/{job_id}/curve", response_model=list[CurvePointPublic])
 def curve(job_id: str, r: RedisDep) -> Any:
     """Aggregate curves per step: loss and each metric, train vs held-out, learned/forgotten/never counts."""
     _known_job(r, job_id)
     return _found(b.call(b.EVOLUTION, "curve", r, job_id), f"no evolution snapshots for job {job_id}")
 
 
-@router.get("/{job_id}/examples")
+@router.get("/{job_id}/examples", response_model=ExamplePage)
 def examples(
     job_id: str, r: RedisDep,
     state: Annotated[Literal["learned", "forgotten", "never_learned"] | None, Query()] = None,
@@ -65,7 +73,7 @@ def examples(
     return out
 
 
-@router.get("/{job_id}/examples/{idx}")
+@router.get("/{job_id}/examples/{idx}", response_model=ExampleHistoryPublic)
 def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
     """One example at every step: prediction, metrics and a structured diff against the target."""
     _known_job(r, job_id)
@@ -76,7 +84,7 @@ def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
         raise NotFound(f"no tracked example {idx} in job {job_id}") from exc
 
 
-@router.get("/{job_id}/steps/{step}")
+@router.get("/{job_id}/steps/{step}", response_model=StepSnapshotPublic)
 def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
     """Every tracked example at one step."""
     _known_job(r, job_id)
@@ -87,7 +95,9 @@ def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
         raise NotFound(f"no snapshot at step {step} of job {job_id}") from exc
 
 
-@router.get("/{job_id}/export")
+@router.get("/{job_id}/export", response_class=Response, responses={200: {
+    "model": EvolutionExport, "description": "the evolution as JSON, or as CSV with ?fmt=csv",
+    "content": {"text/csv": {"schema": {"type": "string"}}}}})
 def export(job_id: str, r: RedisDep, fmt: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
     """The whole evolution of a job as JSON or CSV."""
     _known_job(r, job_id)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api import backends as b
 from services.api.deps import RedisDep, RegistryDep
+from services.api.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +23,8 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "Redis or S3 not reachable"}})
+@router.get("/ready", response_class=JSONResponse, responses={
+    200: {"model": Readiness}, 503: {"model": Readiness, "description": "Redis or S3 not reachable"}})
 def ready(r: RedisDep, registry: RegistryDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -39,6 +41,7 @@ def ready(r: RedisDep, registry: RegistryDep) -> JSONResponse:
                         status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text"}})
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from services.api import backends as b
 from services.api.deps import READ, WRITE, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.problems import READ_ERRORS, WRITE_ERRORS
+from services.api.schemas import BackupStatus, RegistryHealth, VerifyReportPublic
 from shared import streams
 
 router = APIRouter(prefix="/api/registry", tags=["registry"])
 
 
-@router.get("/health", dependencies=READ, responses=READ_ERRORS)
+@router.get("/health", response_model=RegistryHealth, dependencies=READ, responses=READ_ERRORS)
 def registry_health(r: RedisDep, registry: RegistryDep) -> dict[str, Any]:
     """Is the bucket reachable, how many versions, anything dead-lettered or failing verification."""
     try:
@@ -31,13 +32,13 @@ def registry_health(r: RedisDep, registry: RegistryDep) -> dict[str, Any]:
             "dead_lettered": r.xlen(streams.DEAD_LETTER), "last_verify_failed": failure}
 
 
-@router.get("/backup", dependencies=READ, responses=READ_ERRORS)
+@router.get("/backup", response_model=BackupStatus, dependencies=READ, responses=READ_ERRORS)
 def backup_status(reg: RegistryCtxDep) -> Any:
     """What is replicated and what is not yet."""
     return b.call(b.REGISTRY_COMMANDS, "backup_status", reg)
 
 
-@router.post("/verify", status_code=200, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("/verify", response_model=VerifyReportPublic, status_code=200, dependencies=WRITE, responses=WRITE_ERRORS)
 def verify(reg: RegistryCtxDep, repair: Annotated[bool, Query()] = False) -> dict[str, Any]:
     """Rehash every blob; report missing or corrupt ones (``repair`` restores them from the replica)."""
     report = b.call(b.REGISTRY_COMMANDS, "verify", reg, repair=repair)

@@ -10,7 +10,18 @@ from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.exceptions import NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
-from services.api.schemas import AliasCreate, LineageGraph, Page, ProtectBody, VersionPublic, paginate
+from services.api.schemas import (
+    AliasCreate,
+    DownloadLinks,
+    LineageGraph,
+    Page,
+    ProtectBody,
+    StorageUsed,
+    VersionAction,
+    VersionDetail,
+    VersionPublic,
+    paginate,
+)
 
 router = APIRouter(prefix="/api/versions", tags=["versions"])
 
@@ -36,13 +47,13 @@ def list_versions(
     return paginate(items, *page)
 
 
-@router.get("/aliases", dependencies=READ, responses=READ_ERRORS)
+@router.get("/aliases", response_model=dict[str, str], dependencies=READ, responses=READ_ERRORS)
 def aliases(r: RedisDep) -> dict:
     """Every alias and the version it points to."""
     return b.call(b.REGISTRY_PROJECTION, "get_aliases", r)
 
 
-@router.get("/storage", dependencies=READ, responses=READ_ERRORS)
+@router.get("/storage", response_model=StorageUsed, dependencies=READ, responses=READ_ERRORS)
 def storage_used(r: RedisDep) -> dict:
     """Bytes stored: logical (sum over versions) and unique (each blob counted once)."""
     items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, include_trashed=True)
@@ -57,7 +68,7 @@ def storage_used(r: RedisDep) -> dict:
             "blobs": len(blobs), "by_kind": by_kind}
 
 
-@router.get("/{version_id}", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+@router.get("/{version_id}", response_model=VersionDetail, dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
 def get_version(version_id: str, r: RedisDep, registry: RegistryDep) -> dict:
     """The version as the registry projection knows it, with its manifest from the bucket."""
     v = load_version(r, version_id)
@@ -96,7 +107,7 @@ def lineage(version_id: str, r: RedisDep, registry: RegistryDep) -> dict:
     return {"nodes": list(nodes.values()), "edges": edges}
 
 
-@router.get("/{version_id}/download", dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
+@router.get("/{version_id}/download", response_model=DownloadLinks, dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
 def download(version_id: str, r: RedisDep, registry: RegistryDep,
              expires_s: Annotated[int, Query(ge=60, le=86400)] = 3600) -> dict:
     """Time-limited download links for every file of the version (straight from the object store)."""
@@ -114,19 +125,19 @@ def _command(name: str, version_id: str, r: Any, reg: Any, *args: Any, **kwargs:
     return {"version_id": version_id, "action": name, "result": result if isinstance(result, (str, int, bool)) else None}
 
 
-@router.post("/{version_id}/protect", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("/{version_id}/protect", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def protect(version_id: str, body: ProtectBody, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Pin the version: it cannot be trashed or purged while pinned."""
     return _command("protect", version_id, r, reg, version_id, reason=body.reason)
 
 
-@router.post("/{version_id}/unprotect", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("/{version_id}/unprotect", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def unprotect(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Remove the pin (aliases and deployments still protect the version)."""
     return _command("unprotect", version_id, r, reg, version_id)
 
 
-@router.post("/{version_id}/aliases", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("/{version_id}/aliases", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def move_alias(version_id: str, body: AliasCreate, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Point an alias at this version (moving it if it exists)."""
     load_version(r, version_id)
@@ -134,13 +145,13 @@ def move_alias(version_id: str, body: AliasCreate, r: RedisDep, reg: RegistryCtx
     return {"version_id": version_id, "action": "move_alias", "result": body.alias}
 
 
-@router.post("/{version_id}/trash", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("/{version_id}/trash", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def trash(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Move the version to the trash (refused for protected versions); ``result`` says when it may be purged."""
     return _command("trash", version_id, r, reg, version_id)
 
 
-@router.post("/{version_id}/restore", status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
+@router.post("/{version_id}/restore", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def restore(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Take the version back out of the trash."""
     return _command("restore", version_id, r, reg, version_id)
