@@ -79,3 +79,52 @@ def test_memory_budget_limits_batch_rows(cache: ModelCache, tiny_model: Path) ->
     engine = Engine(model, tok, max_new_tokens=4, batch_size=16, memory_budget_mb=0)
     engine.generate(prompts)
     assert engine.stats.batches == 6  # a budget too small for two rows runs one row at a time
+
+
+def test_evaluate_shares_the_prefill_and_matches_score_generate_and_naive(
+        cache: ModelCache, tiny_model: Path, tmp_path: Path) -> None:
+    adapter = make_adapter(tiny_model, tmp_path / "adapter", seed=3)
+    with cache.adapted(str(tiny_model), adapter) as (model, tok):
+        items = [Item(x.prompt, x.target) for x in rendered(tok, 24)]
+        long_q = [{"role": "user", "content": "Why? " * 400}, {"role": "assistant", "content": "Because."}]
+        overlong = render(tok, long_q)
+        items = [*items, items[3], Item(overlong.prompt, overlong.target), items[0]]  # duplicates + a cut prompt
+        engine = Engine(model, tok, max_new_tokens=20, batch_size=8)
+        scored, gens = engine.evaluate(items)
+        assert engine.stats.batches == 3 + 2  # 24 distinct shared rows in batches of 8; the cut one apart
+        reference = Engine(model, tok, max_new_tokens=20, batch_size=8)
+        ref_scores = reference.score(items)
+        fit = [i for i in range(len(items)) if i != 25]  # the naive loop feeds the cut prompt whole
+        assert [gens[i].text for i in fit] == naive_generate(model, tok, [items[i].prompt for i in fit], 20)
+        assert [g.text for g in gens] == [g.text for g in reference.generate([x.prompt for x in items])]
+        assert any(g.hit_limit for g in gens)
+        for got, ref in zip(scored, ref_scores, strict=True):
+            assert got.n_target_tokens == ref.n_target_tokens and got.input_truncated == ref.input_truncated
+            assert got.loss == pytest.approx(ref.loss, rel=1e-4)
+            assert got.confidence == pytest.approx(ref.confidence, rel=1e-4)
+        assert gens[24] == gens[3] and scored[26] == scored[0]
+        assert gens[25].input_truncated and scored[25].input_truncated
+
+
+def test_near_tie_reruns_are_the_naive_loop(cache: ModelCache, tiny_model: Path, tmp_path: Path) -> None:
+    adapter = make_adapter(tiny_model, tmp_path / "adapter", seed=11)
+    with cache.adapted(str(tiny_model), adapter) as (model, tok):
+        prompts = [x.prompt for x in rendered(tok, 12)]
+        engine = Engine(model, tok, max_new_tokens=16, batch_size=6, tie_margin=math.inf)  # every row reruns
+        got = engine.generate(prompts)
+        assert engine.fast_greedy and engine.stats.reruns == 12
+        assert [g.text for g in got] == naive_generate(model, tok, prompts, 16)
+
+
+def test_logits_processor_config_goes_through_generate(cache: ModelCache, tiny_model: Path) -> None:
+    model, tok = cache.base(str(tiny_model))
+    prompts = [x.prompt for x in rendered(tok, 10)]
+    model.generation_config.repetition_penalty = 1.8
+    try:
+        engine = Engine(model, tok, max_new_tokens=16, batch_size=5)
+        assert not engine.fast_greedy  # a bare argmax loop would ignore the penalty
+        scored, gens = engine.evaluate([Item(p, "x") for p in prompts])
+        assert [g.text for g in gens] == naive_generate(model, tok, prompts, 16)
+        assert len(scored) == 10
+    finally:
+        model.generation_config.repetition_penalty = 1.0

@@ -110,8 +110,7 @@ class Capturer:
                 raise SnapshotInputError(f"tracked example {ex.id} does not render: {exc}") from exc
         engine = Engine(model, tokenizer, max_new_tokens=self.settings.max_new_tokens,
                         batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb)
-        scored = engine.score([Item(x.prompt, x.target) for x in rendered])
-        generated = engine.generate([x.prompt for x in rendered])
+        scored, generated = engine.evaluate([Item(x.prompt, x.target) for x in rendered])
         eos = tokenizer.eos_token or ""
         targets = [(x.target.split(eos)[0] if eos else x.target).strip() for x in rendered]
         sims = self.semantic.similarities([(g.text, t) for g, t in zip(generated, targets, strict=True)])

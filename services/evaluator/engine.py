@@ -1,5 +1,8 @@
 """Batched evaluation of one model on the tracked examples: teacher-forced loss and greedy generation.
 
+* ``evaluate``: both at once. One left-padded prefill over prompt + target (targets right-padded after the
+  prompts) gives the loss; its KV cache is cut back to the prompts and greedy decoding continues from it,
+  finished rows leaving the running batch (``greedy.decode``). Identical examples are computed once.
 * ``score``: loss and confidence (mean probability of the gold tokens) of each target given its prompt, in
   left-padded batched forward passes that compute logits only for the last positions (the target's).
 * ``generate``: greedy decoding in left-padded batches with the KV cache, examples grouped by prompt
@@ -7,8 +10,10 @@
 
 Greedy predictions are identical to a naive per-example ``model.generate`` loop: padding and batch shape
 can move a logit by float noise, which can only flip an argmax where the top two logits are that close.
-A logits processor records each row's smallest (relative) top-1/top-2 gap; rows that came closer than
-``tie_margin`` are decoded again one by one, exactly as the naive loop does.
+Each row's smallest (relative) top-1/top-2 gap is recorded; rows that came closer than ``tie_margin`` are
+decoded again one by one, exactly as the naive loop does (a batch of one without padding runs the same
+forward passes as ``generate``). Models whose generation config adds logits processors (repetition penalty,
+...) go through ``model.generate`` with a margin-recording logits processor instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from services.evaluator.greedy import (
+    MarginRecorder,
+    can_share_prefill,
+    context_length,
+    decode,
+    dedupe,
+    eos_ids,
+    greedy,
+    plain_greedy,
+    prefill,
+)
 
 # Top-2 logit gaps (relative to max(1, |top logit|)) below these are treated as possible ties under
 # batching noise. Measured float32 noise on CPU is ~2e-7 for the tiny model; half precision is far noisier.
@@ -54,26 +71,6 @@ class EngineStats:
     reruns: int = 0  # rows decoded again one by one because of a near-tie
 
 
-class _MarginRecorder:
-    """A logits processor that tracks each row's smallest top-2 logit gap while the row is unfinished."""
-
-    def __init__(self, batch: int, eos_ids: set[int], device: torch.device) -> None:
-        self.min_margin = torch.full((batch,), math.inf, device=device)
-        self.done = torch.zeros(batch, dtype=torch.bool, device=device)
-        self.eos = torch.tensor(sorted(eos_ids), device=device) if eos_ids else None
-        self.calls = 0
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.calls > 0 and self.eos is not None:
-            self.done |= torch.isin(input_ids[:, -1], self.eos)
-        self.calls += 1
-        top = torch.topk(scores.float(), 2, dim=-1).values
-        gap = (top[:, 0] - top[:, 1]) / top[:, 0].abs().clamp(min=1.0)
-        margin = torch.where(self.done, torch.full_like(gap, math.inf), gap)
-        self.min_margin = torch.minimum(self.min_margin, margin)
-        return scores
-
-
 class Engine:
     """Scores and decodes a list of examples on one model, batch by batch within a memory budget."""
 
@@ -98,13 +95,23 @@ class Engine:
             TIE_MARGIN_FP32 if dtype == torch.float32 else TIE_MARGIN_HALF
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.eos_ids = _eos_ids(model, tokenizer)
-        self.max_ctx = _context_length(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
+        self.max_ctx = context_length(model, tokenizer)
         self.stats = EngineStats()
+        self.fast_greedy = plain_greedy(model)
+        self._tokens: dict[str, list[int]] = {}
 
     # -- tokenisation -------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
+        if text not in self._tokens:
+            self._tokenize([text])
+        return self._tokens[text]
+
+    def _tokenize(self, texts: Sequence[str]) -> None:
+        """Tokenise the texts not seen yet in one batched call (the prompts are shared by score and generate)."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._tokens))
+        if todo:
+            self._tokens.update(zip(todo, self.tok(todo, add_special_tokens=False)["input_ids"], strict=True))
 
     def _batches(self, order: list[int], per_row_bytes: int) -> list[list[int]]:
         rows = max(1, min(self.batch_size, self.memory_budget // max(per_row_bytes, 1)))
@@ -130,18 +137,76 @@ class Engine:
             mask[i, width - len(s):] = 1
         return ids.to(self.device), mask.to(self.device)
 
+    # -- loss and generation from one prefill ------------------------------------------------------
+    def evaluate(self, items: Sequence[Item]) -> tuple[list[Scored], list[Generated]]:
+        """``score(items)`` and ``generate(prompts)`` in one pass where a prompt needs no truncation: a single
+        prefill over prompt + target gives the loss, its KV cache is cut back to the prompt and greedy decoding
+        continues from it (the prompt's last logits give the first token)."""
+        first, where = dedupe(items)  # the same example twice: computed once (greedy is deterministic)
+        if len(first) < len(items):
+            scored_u, gens_u = self.evaluate([items[i] for i in first])
+            return [scored_u[w] for w in where], [gens_u[w] for w in where]
+        if not (self.fast_greedy and can_share_prefill(self.model)):
+            return self.score(items), self.generate([x.prompt for x in items])
+        self._tokenize([x for item in items for x in (item.prompt, item.target)])
+        parts = [self._score_parts(item) for item in items]
+        room = self.max_ctx - self.max_new_tokens
+        shared = [i for i, (p, t, cut) in enumerate(parts) if t and not cut and len(p) <= room]
+        scored: list[Scored | None] = [None] * len(items)
+        gens: list[Generated | None] = [None] * len(items)
+        order = sorted(shared, key=lambda i: (len(parts[i][0]), len(parts[i][1]), i))
+        longest = max((len(parts[i][0]) + len(parts[i][1]) for i in order), default=1)
+        longest_t = max((len(parts[i][1]) for i in order), default=1)
+        for batch in self._batches(order, self._row_bytes(longest + self.max_new_tokens, longest_t + 1)):
+            self._shared_batch(batch, parts, scored, gens)
+        rest = sorted(set(range(len(items))) - set(shared))
+        if rest:
+            scored_rest = self.score([items[i] for i in rest])
+            gens_rest = self.generate([items[i].prompt for i in rest])
+            for i, s, g in zip(rest, scored_rest, gens_rest, strict=True):
+                scored[i], gens[i] = s, g
+        return [s for s in scored if s is not None], [g for g in gens if g is not None]
+
+    @torch.inference_mode()
+    def _shared_batch(self, batch: list[int], parts: list[tuple[list[int], list[int], bool]], scored: list,
+                      gens: list) -> None:
+        ids, mask = self._left_pad([parts[i][0] for i in batch])
+        width = max(len(parts[i][1]) for i in batch)
+        gold = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        gold_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):  # targets right-padded after the left-padded prompts
+            gold[row, :len(parts[i][1])] = torch.tensor(parts[i][1], dtype=torch.long)
+            gold_mask[row, :len(parts[i][1])] = 1
+        gold, gold_mask = gold.to(self.device), gold_mask.to(self.device)
+        cache, logits = prefill(self.model, torch.cat([ids, gold], 1), torch.cat([mask, gold_mask], 1), width + 1)
+        gold_lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
+        for row, i in enumerate(batch):
+            lp = gold_lp[row, :len(parts[i][1])]
+            scored[i] = Scored(float(-lp.mean()), float(lp.exp().mean()), len(parts[i][1]), False)
+        cache.crop(-width)
+        decoded = decode(self.model, cache, logits[:, 0], mask, self.max_new_tokens, self.eos_ids)
+        self.stats.batches += 1
+        self._finish(batch, [(parts[i][0], False) for i in batch], decoded.tokens, decoded.min_margin, gens)
+
     # -- teacher-forced loss ------------------------------------------------------------------------
+    def _score_parts(self, item: Item) -> tuple[list[int], list[int], bool]:
+        """Prompt and target ids cut to the context (the target keeps all but one position), and whether cut."""
+        p, t = self._ids(item.prompt), self._ids(item.target)
+        truncated = len(p) + len(t) > self.max_ctx
+        if len(t) >= self.max_ctx:
+            t = t[: self.max_ctx - 1]
+        keep = self.max_ctx - len(t)  # >= 1: the target was cut to leave one prompt token
+        if len(p) > keep:
+            p = p[-keep:]
+        return p, t, truncated
+
     def score(self, items: Sequence[Item]) -> list[Scored]:
-        prepared: list[tuple[list[int], int, bool]] = []  # (prompt + target ids, n target, truncated)
-        for item in items:
-            p, t = self._ids(item.prompt), self._ids(item.target)
-            truncated = len(p) + len(t) > self.max_ctx
-            if len(t) >= self.max_ctx:
-                t = t[: self.max_ctx - 1]
-            keep = self.max_ctx - len(t)  # >= 1: the target was cut to leave one prompt token
-            if len(p) > keep:
-                p = p[-keep:]
-            prepared.append((p + t, len(t), truncated))
+        first, where = dedupe(items)
+        if len(first) < len(items):
+            unique = self.score([items[i] for i in first])
+            return [unique[w] for w in where]
+        self._tokenize([x for item in items for x in (item.prompt, item.target)])
+        prepared = [(p + t, len(t), cut) for p, t, cut in map(self._score_parts, items)]  # ids, n target, cut
         out: list[Scored | None] = [None] * len(items)
         empty = [i for i, (_, n, _) in enumerate(prepared) if n == 0]
         for i in empty:
@@ -179,6 +244,11 @@ class Engine:
         return (ids[-room:], True) if len(ids) > room else (ids, False)
 
     def generate(self, prompts: Sequence[str]) -> list[Generated]:
+        first, where = dedupe(prompts)
+        if len(first) < len(prompts):
+            unique = self.generate([prompts[i] for i in first])
+            return [unique[w] for w in where]
+        self._tokenize(prompts)
         prepared = [self._prompt_ids(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (len(prepared[i][0]), i))
         longest = max((len(p) for p, _ in prepared), default=1) + self.max_new_tokens
@@ -192,23 +262,35 @@ class Engine:
         from transformers import LogitsProcessorList
 
         ids, mask = self._left_pad([prepared[i][0] for i in batch])
-        recorder = _MarginRecorder(len(batch), self.eos_ids, self.device)
-        gen = self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=False,
-            pad_token_id=self.pad_id, logits_processor=LogitsProcessorList([recorder]),
-        )
+        if self.fast_greedy:
+            decoded = greedy(self.model, ids, mask, self.max_new_tokens, self.eos_ids)
+            new, margins = decoded.tokens, decoded.min_margin
+        else:
+            recorder = MarginRecorder(len(batch), self.eos_ids, self.device)
+            gen = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=False,
+                pad_token_id=self.pad_id, logits_processor=LogitsProcessorList([recorder]),
+            )
+            new, margins = gen[:, ids.shape[1]:].tolist(), recorder.min_margin.tolist()
         self.stats.batches += 1
-        new = gen[:, ids.shape[1]:].tolist()
+        self._finish(batch, [prepared[i] for i in batch], new, margins, out)
+
+    def _finish(self, batch: list[int], prepared: list[tuple[list[int], bool]], new: list[list[int]],
+                margins: list[float], out: list) -> None:
+        """Decode each row's tokens; rows that came within ``tie_margin`` of a tie are decoded again alone."""
         for row, i in enumerate(batch):
-            if len(batch) > 1 and float(recorder.min_margin[row]) < self.tie_margin:
+            if len(batch) > 1 and margins[row] < self.tie_margin:
                 self.stats.reruns += 1
-                out[i] = self._generate_one(prepared[i])
+                out[i] = self._generate_one(prepared[row])
             else:
-                out[i] = self._decode(new[row], prepared[i][1])
+                out[i] = self._decode(new[row], prepared[row][1])
 
     @torch.inference_mode()
     def _generate_one(self, prepared: tuple[list[int], bool]) -> Generated:
         ids = torch.tensor([prepared[0]], dtype=torch.long, device=self.device)
+        if self.fast_greedy:  # batch of one, no padding: the same forward passes as generate (bitwise, tested)
+            return self._decode(greedy(self.model, ids, torch.ones_like(ids), self.max_new_tokens,
+                                       self.eos_ids).tokens[0], prepared[1])
         gen = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                   max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.pad_id)
         return self._decode(gen[0, ids.shape[1]:].tolist(), prepared[1])
@@ -232,22 +314,3 @@ def naive_generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_t
                                  do_sample=False, pad_token_id=pad)
             out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
     return out
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    cfg_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in (cfg_eos, tokenizer.eos_token_id):
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, list):
-            ids.update(v for v in value if isinstance(v, int))
-    return ids
-
-
-def _context_length(model: Any, tokenizer: Any) -> int:
-    ctx = getattr(model.config, "max_position_embeddings", None) or 2048
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
-        ctx = min(ctx, tok_max)
-    return int(ctx)
