@@ -34,7 +34,8 @@ class LoadStats:
     requests: int = 0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
-    sse_events: dict[int, list[str]] = field(default_factory=dict)  # subscriber -> entry ids received
+    # subscriber -> ids of the events received (envelope ids: stream entry ids repeat across streams)
+    sse_events: dict[int, list[str]] = field(default_factory=dict)
     sse_errors: list[str] = field(default_factory=list)
 
 
@@ -119,8 +120,8 @@ class LoadGenerator:
                 for line in res.iter_lines():
                     if self._stop.is_set():
                         return
-                    if line.startswith("id:"):
-                        got.append(line[3:].strip())
+                    if line.startswith("data:"):
+                        got.append(json.loads(line[5:])["id"])
         except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
             if not self._stop.is_set():
                 with self._lock:
