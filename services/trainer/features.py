@@ -81,10 +81,115 @@ class PadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def collator(tokenizer: Any, packing: bool) -> Any:
-    if packing:
-        from transformers import DataCollatorWithFlattening
+def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into bins of total <= ``capacity`` (longest first, first bin that fits)."""
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda k: (-lengths[k], k)):
+        n = lengths[i]
+        for b, free in enumerate(room):
+            if n <= free:
+                bins[b].append(i)
+                room[b] -= n
+                break
+        else:
+            bins.append([i])
+            room.append(capacity - n)
+    return bins
 
-        return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+
+class PackCollator:
+    """Packs a batch's examples into rows, padding-free within each row (one row unless ``row_tokens``).
+
+    ``position_ids`` restart at 0 for every example (and for the padding tail of a row) and no
+    ``attention_mask`` is returned, so transformers masks attention per example
+    (``masking_utils.find_packed_sequence_indices``, which needs ``use_cache=False``); ``cu_seq_lens_*`` give the same boundaries in the
+    flash-attention varlen format, which ``sdpa_packed`` (below) and flash attention use to attend within
+    each example only. The first label of every example is -100, so no example learns to predict the next
+    one's first token.
+
+    Logits are computed only where they are needed: ``logits_to_keep`` marks the positions whose next token
+    is an answer token and ``shift_labels`` holds those next tokens, in order. The loss stays the sum of
+    cross-entropies over answer tokens divided by their count, the same as the padded path.
+    """
+
+    def __init__(self, pad_id: int, row_tokens: int | None = None) -> None:
+        self.pad_id = pad_id
+        self.row_tokens = row_tokens
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        lengths = [len(b["input_ids"]) for b in batch]
+        rows = first_fit_decreasing(lengths, max(self.row_tokens or sum(lengths), max(lengths)))
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        seq_lens: list[int] = []
+        for r, row in enumerate(rows):
+            at = 0
+            for i in row:
+                n = lengths[i]
+                ids[r, at:at + n] = torch.tensor(batch[i]["input_ids"])
+                labels[r, at + 1:at + n] = torch.tensor(batch[i]["labels"][1:])
+                positions[r, at:at + n] = torch.arange(n)
+                seq_lens.append(n)
+                at += n
+            if at < width:
+                positions[r, at:] = torch.arange(width - at)
+                seq_lens.append(width - at)
+        shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE)
+        keep = shifted != IGNORE
+        cu = torch.tensor([0, *seq_lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        return {"input_ids": ids, "labels": labels, "position_ids": positions, "logits_to_keep": keep,
+                "shift_labels": shifted[keep], "cu_seq_lens_q": cu, "cu_seq_lens_k": cu,
+                "max_length_q": max(seq_lens), "max_length_k": max(seq_lens), "use_cache": False}
+
+
+PACKED_ATTENTION = "sdpa_packed"
+
+
+def sdpa_packed(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
+                scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+    """SDPA that attends within each packed example only (causal, no dense mask); plain SDPA otherwise.
+
+    With ``cu_seq_lens_q`` (from ``PackCollator``) the cost is the sum of the examples' squared lengths instead
+    of the squared row length a block-diagonal mask costs.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is None or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    batch, heads, width, dim = query.shape
+    if key.shape[1] != heads:  # grouped-query attention: the CPU flash kernel wants equal head counts
+        key = key.repeat_interleave(heads // key.shape[1], dim=1)
+        value = value.repeat_interleave(heads // value.shape[1], dim=1)
+    q, k, v = (t.transpose(0, 1).reshape(1, heads, batch * width, dim) for t in (query, key, value))
+    bounds = cu.tolist()
+    parts = [torch.nn.functional.scaled_dot_product_attention(
+        q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], dropout_p=dropout, scale=scaling, is_causal=True)
+        for s, e in zip(bounds[:-1], bounds[1:], strict=True) if e > s]
+    out = torch.cat(parts, dim=2).reshape(heads, batch, width, dim).permute(1, 2, 0, 3).contiguous()
+    return out, None
+
+
+def use_packed_attention(model: Any) -> None:
+    """Switch ``model`` (a transformers or peft model) to ``sdpa_packed``; call it when ``spec.packing``."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+    if PACKED_ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(PACKED_ATTENTION, sdpa_packed)
+        AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
+    model.set_attn_implementation(PACKED_ATTENTION)
+
+
+def collator(tokenizer: Any, packing: bool, row_tokens: int | None = None) -> Any:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if packing:
+        return PackCollator(pad, row_tokens)
     return PadCollator(pad)
