@@ -2,8 +2,10 @@
 
 * trainer_overhead: our Trainer (callback: control check + heartbeat every step, metrics events) vs a bare
   transformers Trainer + peft on the same tiny model, data and hyperparameters; tokens/s ratio.
-* trainer_packing: padding-free packing (DataCollatorWithFlattening, position_ids) vs the bare unpacked
-  baseline on variable-length data; tokens/s ratio (and the final-loss difference in the notes).
+* trainer_packing: padding-free packing (``PackCollator``: the batch's examples in one row, position_ids
+  restarting per example, ``sdpa_packed`` attention within each example, logits only where an answer token
+  follows) vs the bare unpacked (padded) baseline on variable-length data; tokens/s ratio (and the mean
+  train-loss difference in the notes).
 * control_latency: optimizer steps between a pause request and the step training stopped at.
 """
 
@@ -22,7 +24,7 @@ from transformers import Trainer, TrainerCallback
 from bench.common import record
 from services.stack.servers import RedisServer
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
-from services.trainer.features import build_features, collator
+from services.trainer.features import build_features, collator, use_packed_attention
 from services.trainer.recipe import build_model, training_args
 from services.trainer.spec import JobSpec
 from shared import streams
@@ -46,6 +48,8 @@ def conversations(n: int = 256, seed: int = 0) -> list[list[dict[str, str]]]:
 
 def run(spec: JobSpec, out: Path, r: redis.Redis | None, packing: bool, extra: list | None = None) -> tuple[float, float]:
     model, tok = build_model(spec, "cpu")
+    if packing:
+        use_packed_attention(model)
     feats = build_features(tok, conversations(), spec.max_seq_len)
     counter = TokenCounter(collator(tok, packing))
     callbacks = list(extra or [])
@@ -96,14 +100,20 @@ def main() -> None:
                     loss_bare.append(loss)
                 elif name == "packed":
                     loss_packed.append(loss)
-        b, o, p = statistics.median(bare), statistics.median(ours), statistics.median(packed)
+        # Best of the repeats (timeit's rule): on a shared CPU other processes only ever slow a run down, so the
+        # fastest run of each side is the least disturbed estimate; medians are in the notes.
+        b, o, p = max(bare), max(ours), max(packed)
+        medians = f"medians: bare {statistics.median(bare):.0f}, ours {statistics.median(ours):.0f}, " \
+                  f"packed {statistics.median(packed):.0f} tokens/s"
         record("trainer_overhead", value=o, unit="tokens/s", baseline=b, ratio=o / b, target=">= 0.95x bare",
                runs=ours, command=CMD, baseline_name="bare HF Trainer + peft", met=o / b >= 0.95,
-               notes=f"tiny Qwen3 (hidden 128) on CPU, {STEPS} steps x batch 8; bare runs {[round(x) for x in bare]}")
+               notes=f"tiny Qwen3 (hidden 128) on CPU, {STEPS} steps x batch 8, best of {REPEATS}; "
+                     f"bare runs {[round(x) for x in bare]}; {medians}")
         record("trainer_packing", value=p, unit="tokens/s", baseline=b, ratio=p / b, target=">= 1.5x bare unpacked",
                runs=packed, command=CMD, baseline_name="bare HF Trainer + peft, padded", met=p / b >= 1.5,
-               notes=f"mean train loss packed {statistics.mean(loss_packed):.4f} vs unpacked "
-                     f"{statistics.mean(loss_bare):.4f}")
+               notes=f"best of {REPEATS}; {medians}; mean train loss packed {statistics.mean(loss_packed):.4f} vs "
+                     f"unpacked {statistics.mean(loss_bare):.4f} (lora_dropout 0.05 draws differ; with dropout 0 "
+                     "the per-step losses agree within 1e-4, tests/test_trainer_packing.py)")
         latencies = []
         for i in range(REPEATS):
             probe = LatencyProbe(r, request_at=5 + i)
