@@ -21,7 +21,7 @@ from services.trainer import checkpoints, diskfull, jobstore, outcomes
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
 from services.trainer.datasets import ValidatedDataset, load_and_validate
 from services.trainer.emit import emit
-from services.trainer.features import build_features, collator
+from services.trainer.features import build_features, collator, use_packed_attention
 from services.trainer.spec import JobSpec
 from services.trainer.states import JobState
 from services.trainer.tracked import document, select
@@ -135,6 +135,8 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
         dataset = fetch_dataset(settings, s3, spec.dataset_sha256, fmt)
         tracked_key = write_tracked(settings, s3, job_id, spec, dataset)
         model, tokenizer = build_model(spec, device)
+        if spec.packing:
+            use_packed_attention(model)  # per-example attention: cost follows the sum of squared lengths
         features = build_features(tokenizer, [e.messages for e in dataset.examples], spec.max_seq_len)
         counter = TokenCounter(collator(tokenizer, spec.packing))
         ctx = JobContext(job_id, spec.to_dict(), spec.base_model, dataset.sha256, tracked_key)
