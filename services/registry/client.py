@@ -171,13 +171,20 @@ class RegistryClient:
 
     def hash_blob(self, digest: str) -> str | None:
         """The sha256 of the stored bytes of a blob (None when the blob is missing)."""
-        def read() -> str:
-            resp = self.s3.get_object(self.bucket, storage.blob_key(digest))
+        def consume(resp: Any) -> str:
+            h = hashlib.sha256()
+            for chunk in resp.stream(storage.CHUNK):
+                h.update(chunk)
+            return h.hexdigest()
+
+        return self._read_or_none(storage.blob_key(digest), consume)
+
+    def _read_or_none(self, key: str, consume: Any) -> Any | None:
+        """``consume`` the object's response (retried like every call); None when the object is missing."""
+        def read() -> Any:
+            resp = self.s3.get_object(self.bucket, key)
             try:
-                h = hashlib.sha256()
-                for chunk in resp.stream(storage.CHUNK):
-                    h.update(chunk)
-                return h.hexdigest()
+                return consume(resp)
             finally:
                 resp.close()
                 resp.release_conn()
@@ -227,20 +234,7 @@ class RegistryClient:
                                               content_type="application/json"))
 
     def get_json(self, key: str) -> Any | None:
-        def read() -> Any:
-            resp = self.s3.get_object(self.bucket, key)
-            try:
-                return json.loads(resp.read())
-            finally:
-                resp.close()
-                resp.release_conn()
-
-        try:
-            return self._call(read)
-        except S3Error as exc:
-            if exc.code in MISSING:
-                return None
-            raise
+        return self._read_or_none(key, lambda resp: json.loads(resp.read()))
 
     # -- versions -----------------------------------------------------------------------------------
     def manifest(self, version_id: str) -> dict[str, Any]:
