@@ -113,40 +113,32 @@ def _check_conversation(messages: Messages, field_name: str = "messages") -> Mes
     return messages
 
 
+def _turns(record: dict, field: str, role_key: str, text_key: str, roles: dict[str, str]) -> Messages:
+    """A list of turns under ``field`` (chat ``messages`` or sharegpt ``conversations``) as chat messages."""
+    raw = record.get(field)
+    if not isinstance(raw, list):
+        raise _Bad(f"field '{field}' must be a list")
+    out: Messages = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise _Bad(f"{field}[{i}] must be an object")
+        role, content = m.get(role_key), m.get(text_key)
+        if role not in roles:
+            raise _Bad(f"{field}[{i}].{role_key} must be one of {sorted(roles)}, got {role!r}")
+        if not isinstance(content, str):
+            raise _Bad(f"{field}[{i}].{text_key} must be a string, got {type(content).__name__}")
+        out.append({"role": roles[role], "content": content})
+    return _check_conversation(out, field)
+
+
 def to_messages(record: Any, fmt: DatasetFormat) -> Messages:
     """Convert one record of format ``fmt`` to chat messages; raise _Bad naming the problem."""
     if not isinstance(record, dict):
         raise _Bad(f"expected a JSON object, got {type(record).__name__}")
     if fmt == DatasetFormat.chat:
-        raw = record.get("messages")
-        if not isinstance(raw, list):
-            raise _Bad("field 'messages' must be a list")
-        out: Messages = []
-        for i, m in enumerate(raw):
-            if not isinstance(m, dict):
-                raise _Bad(f"messages[{i}] must be an object")
-            role, content = m.get("role"), m.get("content")
-            if role not in ROLES:
-                raise _Bad(f"messages[{i}].role must be one of {sorted(ROLES)}, got {role!r}")
-            if not isinstance(content, str):
-                raise _Bad(f"messages[{i}].content must be a string, got {type(content).__name__}")
-            out.append({"role": role, "content": content})
-        return _check_conversation(out, "messages")
+        return _turns(record, "messages", "role", "content", {r: r for r in ROLES})
     if fmt == DatasetFormat.sharegpt:
-        raw = record.get("conversations")
-        if not isinstance(raw, list):
-            raise _Bad("field 'conversations' must be a list")
-        out = []
-        for i, m in enumerate(raw):
-            if not isinstance(m, dict):
-                raise _Bad(f"conversations[{i}] must be an object")
-            who, value = m.get("from"), m.get("value")
-            if who not in SHAREGPT_ROLES:
-                raise _Bad(f"conversations[{i}].from must be one of {sorted(SHAREGPT_ROLES)}, got {who!r}")
-            if not isinstance(value, str):
-                raise _Bad(f"conversations[{i}].value must be a string, got {type(value).__name__}")
-            out.append({"role": SHAREGPT_ROLES[who], "content": value})
-        return _check_conversation(out, "conversations")
+        return _turns(record, "conversations", "from", "value", SHAREGPT_ROLES)
     if fmt == DatasetFormat.alpaca:
         instruction = _text(record, "instruction")
         extra = _text(record, "input", allow_empty=True) if "input" in record else ""
