@@ -71,6 +71,8 @@ class RegistrySettings(CommonSettings):
 
 class EvaluatorSettings(CommonSettings):
     max_new_tokens: int = 48
+    # a prediction stops this many tokens past its target's length (flagged truncated); None: max_new_tokens only
+    answer_room: int | None = 16
     batch_size: int = 16
     device: str = "auto"  # auto | cpu | cuda
     gpu_memory_budget_mb: int = 4096

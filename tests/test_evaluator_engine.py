@@ -128,3 +128,23 @@ def test_logits_processor_config_goes_through_generate(cache: ModelCache, tiny_m
         assert len(scored) == 10
     finally:
         model.generation_config.repetition_penalty = 1.0
+
+
+def test_answer_room_cuts_each_prediction_past_its_target_and_flags_it(cache: ModelCache, tiny_model: Path) -> None:
+    """The untrained base model rambles: with answer_room a row stops at len(target) + room tokens (flagged
+    truncated), and what it did generate is the naive loop's prediction cut at that length."""
+    model, tok = cache.base(str(tiny_model))
+    items = [Item(x.prompt, x.target) for x in rendered(tok, 12)]
+    room = 3
+    engine = Engine(model, tok, max_new_tokens=24, batch_size=5, answer_room=room)
+    _, got = engine.evaluate(items)
+    _, full = Engine(model, tok, max_new_tokens=24, batch_size=5).evaluate(items)
+    n_target = [len(tok(x.target, add_special_tokens=False)["input_ids"]) for x in items]
+    assert any(n + room < 24 for n in n_target)
+    for item, g, f, n in zip(items, got, full, n_target, strict=True):
+        limit = min(24, n + room)
+        assert g.n_tokens <= limit
+        assert g.hit_limit == (f.n_tokens > limit or (f.hit_limit and f.n_tokens == limit))
+        ref = naive_generate(model, tok, [item.prompt], limit)[0]
+        assert g.text == ref
+    assert any(g.hit_limit and f.text != g.text for g, f in zip(got, full, strict=True))  # some rows were cut

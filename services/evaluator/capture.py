@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class Capturer:
 
     # -- computing ----------------------------------------------------------------------------------
     def compute(self, req: Request) -> dict[str, Any]:
+        t0 = time.perf_counter()
         tracked = self.registry.get_json(storage.tracked_key(req.job_id))
         if tracked is None:
             raise SnapshotInputError(f"tracked examples {storage.tracked_key(req.job_id)} are missing")
@@ -94,14 +96,15 @@ class Capturer:
             raise SnapshotInputError(f"no base model known for job {req.job_id}")
         if req.version_id is None:
             model, tokenizer = self.models.base(base_model)
-            return self._run(req, model, tokenizer, examples, tracked, base_model)
+            return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
         with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
             adapter_dir = self.registry.materialize(req.version_id, Path(tmp))
             with self.models.adapted(base_model, adapter_dir) as (model, tokenizer):
-                return self._run(req, model, tokenizer, examples, tracked, base_model)
+                return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
 
     def _run(self, req: Request, model: Any, tokenizer: Any, examples: list[snap.TrackedExample],
-             tracked: dict[str, Any], base_model: str) -> dict[str, Any]:
+             tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
+        t_load = time.perf_counter()
         rendered = []
         for ex in examples:
             try:
@@ -109,18 +112,23 @@ class Capturer:
             except Exception as exc:  # noqa: BLE001 - a template error names the example
                 raise SnapshotInputError(f"tracked example {ex.id} does not render: {exc}") from exc
         engine = Engine(model, tokenizer, max_new_tokens=self.settings.max_new_tokens,
-                        batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb)
+                        batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb,
+                        answer_room=self.settings.answer_room)
         scored, generated = engine.evaluate([Item(x.prompt, x.target) for x in rendered])
+        t_model = time.perf_counter()
         eos = tokenizer.eos_token or ""
         targets = [(x.target.split(eos)[0] if eos else x.target).strip() for x in rendered]
         sims = self.semantic.similarities([(g.text, t) for g, t in zip(generated, targets, strict=True)])
+        t_semantic = time.perf_counter()
         rows = [snap.example_row(ex, t, s, g, sem)
                 for ex, t, s, g, sem in zip(examples, targets, scored, generated, sims, strict=True)]
+        timing = {"load_s": t_load - t0, "model_s": t_model - t_load, "semantic_s": t_semantic - t_model}
         return snap.build_doc(
             job_id=req.job_id, version_id=req.version_id, step=req.step,
-            max_new_tokens=self.settings.max_new_tokens, rows=rows, base_model=base_model,
+            max_new_tokens=self.settings.max_new_tokens, answer_room=self.settings.answer_room, rows=rows,
+            base_model=base_model,
             tracked_sha256=tracked.get("sha256"), semantic_note=self.semantic.unavailable_reason,
-            reruns=engine.stats.reruns,
+            reruns=engine.stats.reruns, timing={k: round(v, 4) for k, v in timing.items()},
         )
 
     # -- outputs ------------------------------------------------------------------------------------

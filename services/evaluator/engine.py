@@ -83,10 +83,14 @@ class Engine:
         batch_size: int = 16,
         memory_budget_mb: int = 4096,
         tie_margin: float | None = None,
+        answer_room: int | None = None,
     ) -> None:
         self.model = model
         self.tok = tokenizer
         self.max_new_tokens = max_new_tokens
+        # With a target known (``evaluate``), a row stops ``answer_room`` tokens past the target's length: an
+        # answer that long is wrong already and is flagged truncated, and a rambling base model costs no more.
+        self.answer_room = answer_room
         self.batch_size = max(1, batch_size)
         self.memory_budget = memory_budget_mb * 1024 * 1024
         self.device = next(model.parameters()).device
@@ -184,9 +188,16 @@ class Engine:
             lp = gold_lp[row, :len(parts[i][1])]
             scored[i] = Scored(float(-lp.mean()), float(lp.exp().mean()), len(parts[i][1]), False)
         cache.crop(-width)
-        decoded = decode(self.model, cache, logits[:, 0], mask, self.max_new_tokens, self.eos_ids)
+        limits = [self.limit(len(parts[i][1])) for i in batch]
+        decoded = decode(self.model, cache, logits[:, 0], mask, self.max_new_tokens, self.eos_ids, limits)
         self.stats.batches += 1
-        self._finish(batch, [(parts[i][0], False) for i in batch], decoded.tokens, decoded.min_margin, gens)
+        self._finish(batch, [(parts[i][0], False) for i in batch], decoded.tokens, decoded.min_margin, gens, limits)
+
+    def limit(self, n_target_tokens: int) -> int:
+        """Most tokens to generate for an example whose target has ``n_target_tokens`` tokens."""
+        if self.answer_room is None:
+            return self.max_new_tokens
+        return max(1, min(self.max_new_tokens, n_target_tokens + self.answer_room))
 
     # -- teacher-forced loss ------------------------------------------------------------------------
     def _score_parts(self, item: Item) -> tuple[list[int], list[int], bool]:
@@ -276,30 +287,31 @@ class Engine:
         self._finish(batch, [prepared[i] for i in batch], new, margins, out)
 
     def _finish(self, batch: list[int], prepared: list[tuple[list[int], bool]], new: list[list[int]],
-                margins: list[float], out: list) -> None:
+                margins: list[float], out: list, limits: list[int] | None = None) -> None:
         """Decode each row's tokens; rows that came within ``tie_margin`` of a tie are decoded again alone."""
         for row, i in enumerate(batch):
+            limit = limits[row] if limits is not None else self.max_new_tokens
             if len(batch) > 1 and margins[row] < self.tie_margin:
                 self.stats.reruns += 1
-                out[i] = self._generate_one(prepared[row])
+                out[i] = self._generate_one(prepared[row], limit)
             else:
-                out[i] = self._decode(new[row], prepared[row][1])
+                out[i] = self._decode(new[row], prepared[row][1], limit)
 
     @torch.inference_mode()
-    def _generate_one(self, prepared: tuple[list[int], bool]) -> Generated:
+    def _generate_one(self, prepared: tuple[list[int], bool], limit: int) -> Generated:
         ids = torch.tensor([prepared[0]], dtype=torch.long, device=self.device)
         if self.fast_greedy:  # batch of one, no padding: the same forward passes as generate (bitwise, tested)
-            return self._decode(greedy(self.model, ids, torch.ones_like(ids), self.max_new_tokens,
-                                       self.eos_ids).tokens[0], prepared[1])
+            return self._decode(greedy(self.model, ids, torch.ones_like(ids), limit, self.eos_ids).tokens[0],
+                                prepared[1], limit)
         gen = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                  max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.pad_id)
-        return self._decode(gen[0, ids.shape[1]:].tolist(), prepared[1])
+                                  max_new_tokens=limit, do_sample=False, pad_token_id=self.pad_id)
+        return self._decode(gen[0, ids.shape[1]:].tolist(), prepared[1], limit)
 
-    def _decode(self, tokens: list[int], input_truncated: bool) -> Generated:
+    def _decode(self, tokens: list[int], input_truncated: bool, limit: int) -> Generated:
         cut = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
         kept = tokens if cut is None else tokens[: cut + 1]
         text = self.tok.decode(kept, skip_special_tokens=True).strip()
-        return Generated(text, len(kept), cut is None and len(tokens) >= self.max_new_tokens, input_truncated)
+        return Generated(text, len(kept), cut is None and len(tokens) >= limit, input_truncated)
 
 
 def naive_generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int) -> list[str]:

