@@ -361,3 +361,25 @@ def test_consumer_is_the_one_main_builds(r, settings_kwargs) -> None:
     assert isinstance(consumer, Consumer) and isinstance(runner, ProjectionRunner)
     assert isinstance(deployer, Deployer) and consumer.config.group == "deployer"
     assert set(consumer.handlers) >= {"deployment.requested", "job.completed", "snapshot.captured"}
+
+
+def test_verifies_against_the_evaluators_snapshot_with_rows_cut_by_answer_room(r, registry, settings_kwargs, server,
+                                                                             adapters, tiny_model):
+    """The evaluator cuts a prediction ``answer_room`` tokens past its target (flagged truncated); verification
+    asks the target for that row's own length, so a faithful deployment still matches every row."""
+    from services.evaluator.capture import Capturer, Request
+    from services.evaluator.metrics import SemanticScorer
+    from services.evaluator.models import ModelCache
+    from shared.settings import EvaluatorSettings
+
+    vid = store_version(registry, tiny_model, adapters[0], job_id="jobR", step=10, snapshot=False)
+    capturer = Capturer(EvaluatorSettings(**settings_kwargs, device="cpu", max_new_tokens=24, answer_room=1), r,
+                        registry, ModelCache("cpu"), SemanticScorer(False))
+    doc = capturer.compute(Request(job_id="jobR", step=10, version_id=vid, base_model=str(tiny_model)))
+    cut = [e for e in doc["examples"] if "truncated" in e["flags"] and e["pred_len"] < 24]
+    assert cut, "the random adapter should ramble past target + 1 token on some row"
+    registry.put_json(storage.snapshot_key("jobR", 10), doc)
+    rig = Rig(r, _settings(settings_kwargs, _target(server)))
+    rec = rig.drive(request_deployment(r, vid, "box"))
+    assert rec["status"] == "verified", rec
+    assert rec["matched"] == rec["checked"] == len(doc["examples"])

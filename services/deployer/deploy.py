@@ -178,7 +178,7 @@ class Deployer:
         client.load_adapter(SERVING_NAME, lora_path)
         client.health()
         first = plan.cases[0]
-        got = verify.normalise(client.complete(SERVING_NAME, first.prompt, plan.max_tokens).text, plan.eos)
+        got = verify.normalise(client.complete(SERVING_NAME, first.prompt, first.max_tokens or plan.max_tokens).text, plan.eos)
         if got != first.expected:
             raise VerificationError(f"after the swap {SERVING_NAME!r} answered {got[:80]!r}, "
                                     f"expected {first.expected[:80]!r}")

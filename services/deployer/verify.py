@@ -23,6 +23,7 @@ class Case:
     example_id: str
     prompt: str
     expected: str
+    max_tokens: int | None = None  # the row's own generation limit when the evaluator cut it (answer_room)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def build_cases(snapshot: dict[str, Any], tracked: dict[str, Any], tokenizer: An
         if tracked_ex is None or ex.get("prediction") is None:
             continue
         prompt = render(tokenizer, tracked_ex["messages"]).prompt
+        cut = "truncated" in (ex.get("flags") or []) and int(ex.get("pred_len") or 0) > 0
         cases.append(Case(idx=int(ex["idx"]), example_id=str(ex.get("id", ex["idx"])), prompt=prompt,
-                          expected=str(ex["prediction"]).strip()))
+                          expected=str(ex["prediction"]).strip(), max_tokens=int(ex["pred_len"]) if cut else None))
     if not cases:
         raise PreflightError("the snapshot has no tracked examples with recorded predictions to verify against")
     return cases
@@ -94,7 +96,7 @@ def run_checks(client: TargetClient, model: str, cases: list[Case], max_tokens: 
     result = VerifyResult()
     for case in cases:
         try:
-            completion = client.complete(model, case.prompt, max_tokens)
+            completion = client.complete(model, case.prompt, case.max_tokens or max_tokens)
         except TargetError as exc:
             raise VerificationError(f"completion on {model!r} failed during verification: {exc}") from exc
         result.checks.append(Check(case=case, got=normalise(completion.text, eos), latency_ms=completion.latency_ms))
