@@ -15,8 +15,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Protocol
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 import redis
 from tenacity import retry, stop_after_delay, wait_exponential
@@ -30,6 +31,21 @@ class Loop(Protocol):
     def run(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def poll(what: str, fn: Callable[[], T], timeout: float, every: float = 0.5) -> T:
+    """Call ``fn`` every ``every`` seconds until it returns something truthy, and return that; after
+    ``timeout`` seconds raise ``TimeoutError`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

@@ -24,6 +24,7 @@ from shared import streams
 from shared.bus import read_all
 from shared.events import Event
 from shared.modeling import build_tiny_model, demo_dataset_path
+from shared.runtime import poll
 from shared.settings import CommonSettings, StackSettings
 
 SERVICES_TO_KILL = ("trainer", "evaluator", "registry", "deployer", "api")
@@ -97,13 +98,7 @@ def drop_job(drill: Drill, name: str, steps: int, **overrides: Any) -> Path:
 
 
 def wait(what: str, fn: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    return poll(what, fn, timeout, every)
 
 
 def events(r: redis.Redis, stream: str, job_id: str | None = None) -> list[Event]:

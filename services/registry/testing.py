@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from services.registry.context import Registry
 from shared import storage
 from shared.bus import publish
 from shared.events import CheckpointSaved, Event, FileEntry
+from shared.runtime import poll
 
 
 def write_checkpoint(root: Path, step: int, *, job_id: str = "job-1", seed: int = 0,
@@ -56,13 +56,7 @@ def save_checkpoint(reg: Registry, root: Path, step: int, *, job_id: str = "job-
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 30.0, every: float = 0.05, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(every)
-    raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
+    return poll(what, pred, timeout, every)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from rich.table import Table
 from services.stack.servers import free_port, port_open
 from services.stack.supervisor import Stack, down
 from shared.modeling import build_tiny_model, demo_dataset_path
+from shared.runtime import poll
 from shared.settings import DEV_SECRET, CommonSettings, StackSettings
 
 TERMINAL_FAILED = {"failed", "cancelled", "stopped", "skipped"}
@@ -48,13 +49,10 @@ class DemoResult:
 
 
 def _wait(what: str, fn: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(interval)
-    raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+    try:
+        return poll(what, fn, timeout, interval)
+    except TimeoutError as exc:
+        raise DemoError(str(exc)) from None
 
 
 def _ports(bind: str) -> dict[str, int]:
