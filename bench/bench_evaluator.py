@@ -36,6 +36,7 @@ from services.evaluator.metrics import SemanticScorer
 from services.evaluator.models import ModelCache
 from services.evaluator.snapshot import aggregates, example_row, parse_tracked
 from shared.modeling import build_tiny_model, demo_dataset_path, render
+from shared.storage import snapshot_key
 
 CMD = "python -m bench.bench_evaluator"
 MAX_NEW = 48
@@ -79,8 +80,7 @@ def bench_speedup_and_cost(repeats: int, work: Path) -> None:
         consumer, capturer, startup_s = demojob.evaluator(common)
         demojob.snapshots(job, consumer, capturer)
         last = capturer.registry.materialize(job.versions[-1][1], work / "last")
-        docs = {step: capturer.registry.get_json(f"evolution/{job.job_id}/step_{step:06d}.json")
-                for step in sorted(job.snapshot_s)}
+        docs = {step: capturer.registry.get_json(snapshot_key(job.job_id, step)) for step in job.snapshot_s}
     snap_s = sum(job.snapshot_s.values())
     cost = snap_s / job.train_s
     steps = sorted(job.snapshot_s)
@@ -97,10 +97,9 @@ def bench_speedup_and_cost(repeats: int, work: Path) -> None:
                  f"{[tuple(docs[s]['timing'].values()) for s in steps]}.")
     tracked = parse_tracked({"examples": demo_examples(100)}, "bench")
     cache = ModelCache("cpu")
-    ckpts = [last]
 
     # snapshot_speedup on the final checkpoint.
-    with cache.adapted(str(base), ckpts[-1]) as (m, t):
+    with cache.adapted(str(base), last) as (m, t):
         prompts = [render(t, ex.messages).prompt for ex in tracked]
         items = [Item(x.prompt, x.target) for x in (render(t, ex.messages) for ex in tracked)]
         distinct = sorted({x.prompt: i for i, x in reversed(list(enumerate(items)))}.values())

@@ -155,45 +155,39 @@ def environment(root: Path, pin: bool = True) -> Iterator[dict[str, Any]]:
 
     import redis
 
+    from bench.demojob import servers
     from services.api.main import create_app
     from services.api.testing import serve_app
-    from services.stack.servers import RedisServer, S3Server
     from shared.modeling import build_tiny_model
-    from shared.settings import ApiSettings, TrainerSettings
+    from shared.settings import ApiSettings, TrainerSettings, as_env
     from shared.storage import ensure_bucket, s3_client
 
     trainer_cpus, other_cpus = cpu_split(pin)
     if other_cpus:  # before any server or thread starts, so all of them inherit it
         os.sched_setaffinity(0, other_cpus)
-    redis_srv = RedisServer(root / "redis").start()
-    s3_srv = S3Server(root / "s3", "bench", "bench-secret-key").start()
-    worker = None
-    try:
-        common = {"dev": True, "redis_url": redis_srv.url, "s3_endpoint": s3_srv.endpoint, "s3_access_key": "bench",
-                  "s3_secret_key": "bench-secret-key", "bucket": "bench-load", "state_dir": root / "state"}
+    with servers(root, "bench-load") as common:
         trainer = TrainerSettings(**common, checkpoints_dir=root / "ckpt", inbox_dir=root / "inbox",
                                   control_dir=root / "control")
         s3 = s3_client(trainer)
         ensure_bucket(s3, trainer.bucket)
         model = build_tiny_model(root / "model")
-        env = {**os.environ, **{f"TRAINYARD_{k.upper()}": str(v) for k, v in trainer.model_dump().items()
-                                if v is not None and not isinstance(v, tuple)},
-               "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        with open(root / "worker.log", "ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "services.trainer.main"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parent.parent,
-                preexec_fn=(lambda: os.sched_setaffinity(0, trainer_cpus)) if trainer_cpus else None)
-        api_settings = ApiSettings(**common, api_token="bench-token", uploads_dir=root / "uploads")
-        with serve_app(create_app(api_settings, targets=[])) as server:
-            yield {"r": redis.Redis.from_url(redis_srv.url), "s3": s3, "trainer": trainer, "model": model,
-                   "api": server.url, "worker": worker}
-    finally:
-        if worker is not None:
-            worker.kill()
-            worker.wait(10)
-        s3_srv.kill()
-        redis_srv.stop()
+        env = {**os.environ, **as_env(trainer), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+               "TOKENIZERS_PARALLELISM": "false"}
+        worker = None
+        try:
+            with open(root / "worker.log", "ab") as log:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "services.trainer.main"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                    cwd=Path(__file__).resolve().parent.parent,
+                    preexec_fn=(lambda: os.sched_setaffinity(0, trainer_cpus)) if trainer_cpus else None)
+            api_settings = ApiSettings(**common, api_token="bench-token", uploads_dir=root / "uploads")
+            with serve_app(create_app(api_settings, targets=[])) as server:
+                yield {"r": redis.Redis.from_url(common["redis_url"]), "s3": s3, "trainer": trainer, "model": model,
+                       "api": server.url, "worker": worker, "cpus": (trainer_cpus, other_cpus)}
+        finally:
+            if worker is not None:
+                worker.kill()
+                worker.wait(10)
 
 
 def train_once(env: dict[str, Any], steps: int, load: dict[str, int] | None) -> tuple[float, LoadStats | None]:
@@ -249,9 +243,9 @@ def main() -> None:
     ap.add_argument("--subscribers", type=int, default=50)
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="no CPU placement (see the module doc)")
     args = ap.parse_args()
-    trainer_cpus, other_cpus = cpu_split(args.pin)
     load = {"clients": args.clients, "subscribers": args.subscribers}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, environment(Path(tmp), args.pin) as env:
+        trainer_cpus, other_cpus = env["cpus"]
         train_once(env, 6, None)  # warm-up: model files in the page cache, worker imports done
         unloaded, loaded, requests, errors, sse = [], [], 0, 0, []
         for _ in range(args.repeats):

@@ -11,12 +11,10 @@ service builds it and its snapshots are taken from the real events, each one tim
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import redis
 from services.stack.servers import RedisServer, S3Server
 from shared import streams
 from shared.bus import read_all
+from shared.runtime import poll
 
 KEY, SECRET = "bench", "bench-secret-key"
 
@@ -34,26 +33,21 @@ class DemoJob:
     job_id: str
     train_s: float  # job.started -> job.completed (event timestamps)
     versions: list[tuple[int, str]]  # (step, version id) of the checkpoint versions
-    common: dict[str, Any]
     r: redis.Redis
     snapshot_s: dict[int, float] = field(default_factory=dict)  # step -> seconds the evaluator took
 
 
 @contextmanager
-def servers(root: Path) -> Iterator[dict[str, Any]]:
+def servers(root: Path, bucket: str = "bench-demo") -> Iterator[dict[str, Any]]:
+    """A real redis-server and SeaweedFS S3 under ``root``; yields the settings every service takes."""
     redis_srv = RedisServer(root / "redis").start()
     s3_srv = S3Server(root / "s3", KEY, SECRET).start()
     try:
         yield {"dev": True, "redis_url": redis_srv.url, "s3_endpoint": s3_srv.endpoint, "s3_access_key": KEY,
-               "s3_secret_key": SECRET, "bucket": "bench-demo", "state_dir": root / "state"}
+               "s3_secret_key": SECRET, "bucket": bucket, "state_dir": root / "state"}
     finally:
         s3_srv.kill()
         redis_srv.stop()
-
-
-def _at(event: Any) -> datetime:
-    at = event.occurred_at
-    return at if isinstance(at, datetime) else datetime.fromisoformat(at)
 
 
 def train(common: dict[str, Any], model_dir: Path, root: Path, steps: int = 200) -> DemoJob:
@@ -61,51 +55,39 @@ def train(common: dict[str, Any], model_dir: Path, root: Path, steps: int = 200)
     from rq import SimpleWorker
 
     from services.registry.context import Registry
-    from services.registry.main import build_loops
+    from services.registry.testing import running
     from services.stack.demo import demo_spec
     from services.trainer import queueing
     from services.trainer.submit import submit_job
     from shared.modeling import demo_dataset_path
-    from shared.settings import RegistrySettings, TrainerSettings
+    from shared.settings import RegistrySettings, TrainerSettings, as_env
     from shared.storage import ensure_bucket, s3_client
 
     trainer = TrainerSettings(**common, checkpoints_dir=root / "ckpt", inbox_dir=root / "inbox",
                               control_dir=root / "control")
     # the RQ job loads its settings from the environment, as in the worker process
-    os.environ.update({f"TRAINYARD_{k.upper()}": str(v) for k, v in trainer.model_dump().items()
-                       if v is not None and not isinstance(v, tuple)})
+    os.environ.update(as_env(trainer))
     r = redis.Redis.from_url(common["redis_url"])
     s3 = s3_client(trainer)
     ensure_bucket(s3, trainer.bucket)
     spec = {**demo_spec(model_dir, steps), "deploy_policy": "manual", "deploy_target": None}
     job_id = submit_job(trainer, r, s3, demo_dataset_path(), spec=spec, source="cli")
-    loops = build_loops(Registry.open(RegistrySettings(**common)), "bench-registry")
-    stop = threading.Event()
-    threads = [threading.Thread(target=loop.run, kwargs={"until": stop.is_set}, daemon=True) for loop in loops]
-    for t in threads:
-        t.start()
-    try:
+    with running(Registry.open(RegistrySettings(**common)), "bench-registry"):
         SimpleWorker(list(queueing.QUEUES), connection=r).work(burst=True)
         events = {e.type: e for _, e in read_all(r, streams.JOBS) if e.job_id == job_id}
         if "job.completed" not in events:
             raise RuntimeError(f"the demo job did not complete: {sorted(events)}")
-        train_s = (_at(events["job.completed"]) - _at(events["job.started"])).total_seconds()
+        train_s = (events["job.completed"].occurred_at - events["job.started"].occurred_at).total_seconds()
         checkpoints = [e for _, e in read_all(r, streams.CHECKPOINTS) if e.job_id == job_id]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            versions = sorted((e.payload["step"], e.payload["version_id"]) for _, e in read_all(r, streams.REGISTRY)
-                              if e.type == "version.stored" and e.job_id == job_id
-                              and e.payload.get("kind") == "adapter")
-            if len(versions) >= len(checkpoints):
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the registry did not store every checkpoint in time")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-    return DemoJob(job_id, train_s, versions, common, r)
+
+        def versions() -> list[tuple[int, str]]:
+            stored = sorted((e.payload["step"], e.payload["version_id"]) for _, e in read_all(r, streams.REGISTRY)
+                            if e.type == "version.stored" and e.job_id == job_id
+                            and e.payload.get("kind") == "adapter")
+            return stored if len(stored) >= len(checkpoints) else []
+
+        stored = poll("the registry storing every checkpoint", versions, timeout=120, every=0.1)
+    return DemoJob(job_id, train_s, stored, r)
 
 
 def evaluator(common: dict[str, Any], **overrides: Any) -> tuple[Any, Any, float]:

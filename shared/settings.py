@@ -144,6 +144,13 @@ class StackSettings(CommonSettings):
 S = TypeVar("S", bound=BaseSettings)
 
 
+def as_env(settings: BaseSettings) -> dict[str, str]:
+    """The environment variables that load ``settings`` again in another process (None and tuples left out)."""
+    prefix = settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{k.upper()}": str(v) for k, v in settings.model_dump().items()
+            if v is not None and not isinstance(v, tuple)}
+
+
 def load(cls: type[S], **overrides: object) -> S:
     """Instantiate settings or exit with one line naming the offending variable."""
     try:

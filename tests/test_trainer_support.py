@@ -13,7 +13,7 @@ import redis
 
 from shared.bus import read_all
 from shared.events import Event, parse_event
-from shared.settings import TrainerSettings
+from shared.settings import TrainerSettings, as_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,11 +25,7 @@ def make_settings(settings_kwargs: dict, tmp_path: Path, **extra: Any) -> Traine
 
 
 def env_for(settings: TrainerSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    for k, v in settings.model_dump().items():
-        if v is None or isinstance(v, tuple):
-            continue
-        env[f"TRAINYARD_{k.upper()}"] = str(v)
+    env = {**os.environ, **as_env(settings)}
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     return env
 
