@@ -29,7 +29,7 @@ import redis
 
 from bench.common import record
 from services.api.main import create_app
-from services.api.testing import free_port, seed_evolution, serve_app
+from services.api.testing import free_port, launch_chromium, seed_evolution, serve_app
 from services.stack.servers import RedisServer, S3Server
 from shared.bus import publish
 from shared.events import Event, MetricsLogged
@@ -37,8 +37,6 @@ from shared.settings import ApiSettings
 from shared.storage import ensure_bucket, s3_client
 
 S3_KEY, S3_SECRET = "bench", "bench-secret-api"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
 
 
 def p95(xs: list[float]) -> float:
@@ -52,7 +50,7 @@ def render_times(url: str, repeats: int) -> list[float]:
 
     out = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+        browser = launch_chromium(p)
         for _ in range(repeats):
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = ctx.new_page()

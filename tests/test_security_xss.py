@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from services.api.main import create_app
-from services.api.testing import seed_evolution, seed_metrics, serve_app
+from services.api.testing import launch_chromium, seed_evolution, seed_metrics, serve_app
 from services.deployer.projection import DeploymentsProjection
 from services.registry.projection import VersionsProjection
 from services.trainer.projection import JobsProjection
@@ -29,8 +29,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 
 TOKEN = "xss-token"
 POISON = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"><svg onload="window.__pwned=3">'
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
 
 
 def test_markup_in_every_field_never_executes(settings_kwargs: dict, tmp_path: Path, r: redis.Redis) -> None:
@@ -73,7 +71,7 @@ def test_markup_in_every_field_never_executes(settings_kwargs: dict, tmp_path: P
             ProjectionRunner(r, VersionsProjection()).catch_up()
             ProjectionRunner(r, DeploymentsProjection()).catch_up()
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+                browser = launch_chromium(p)
                 page = browser.new_page()
                 dialogs: list[str] = []
                 page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

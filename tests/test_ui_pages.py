@@ -12,7 +12,14 @@ import pytest
 import redis
 
 from services.api.main import create_app
-from services.api.testing import RunningServer, seed_evolution, seed_metrics, serve_app
+from services.api.testing import (
+    RunningServer,
+    launch_chromium,
+    seed_evolution,
+    seed_metrics,
+    serve_app,
+    watched_page,
+)
 from services.deployer.projection import DeploymentsProjection
 from services.registry.projection import VersionsProjection
 from services.trainer.projection import JobsProjection
@@ -28,8 +35,6 @@ TOKEN = "ui-token"
 DEMO = Path(__file__).resolve().parents[1] / "shared" / "demo_data" / "demo.jsonl"
 SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 POISON = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 @pytest.fixture
@@ -83,11 +88,8 @@ def page(stack) -> Iterator:
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.errors = []  # type: ignore[attr-defined]
-        pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        browser = launch_chromium(p)
+        pg = watched_page(browser, viewport={"width": 1400, "height": 1000})
         yield pg
         browser.close()
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from services.api.main import create_app
-from services.api.testing import RunningServer, seed_metrics, serve_app
+from services.api.testing import RunningServer, launch_chromium, seed_metrics, serve_app, watched_page
 from services.trainer.projection import JobsProjection
 from shared.bus import publish
 from shared.events import Event, MetricsLogged
@@ -27,8 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not shutil.which("chromium
 
 TOKEN = "ui-submit-token"
 DEMO = Path(__file__).resolve().parents[1] / "shared" / "demo_data" / "demo.jsonl"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 @pytest.fixture
@@ -50,11 +48,8 @@ def page(server: RunningServer) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.errors = []  # type: ignore[attr-defined]
-        pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        browser = launch_chromium(p)
+        pg = watched_page(browser, viewport={"width": 1400, "height": 1000})
         # the token the UI sends with mutations (what a user types once; kept in localStorage)
         pg.add_init_script(f"localStorage.setItem('trainyard.token', {TOKEN!r})")
         yield pg

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -45,6 +47,25 @@ def serve_app(app: FastAPI, port: int | None = None) -> Iterator[RunningServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# --- headless Chromium (Debian's, never a downloaded browser) --------------------------------------------
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """The system ``chromium`` under Playwright, with no background network traffic."""
+    return playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+
+
+def watched_page(browser: Any, **options: Any) -> Any:
+    """A new page whose console errors and uncaught exceptions collect in ``page.errors``."""
+    page = browser.new_page(**options)
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    return page
 
 
 # --- demo data: real events through the real projections ---------------------------------------------------
