@@ -29,8 +29,8 @@ import redis
 
 from bench.common import record
 from services.api.main import create_app
-from services.api.testing import free_port, launch_chromium, seed_evolution, serve_app
-from services.stack.servers import RedisServer, S3Server
+from services.api.testing import launch_chromium, seed_evolution, serve_app
+from services.stack.servers import RedisServer, S3Server, free_port
 from shared.bus import publish
 from shared.events import Event, MetricsLogged
 from shared.settings import ApiSettings

@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import record
+from services.api.testing import wait_ready
 from services.stack.servers import free_port
 from shared.modeling import build_tiny_model
 
@@ -55,16 +56,7 @@ def server(base: Path, adapters: Path, **env: str) -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("inference server did not start")
-            time.sleep(0.1)
+        wait_ready(url, 120, lambda: proc.poll() is None, every=0.1)
         yield url
     finally:
         proc.terminate()

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,18 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+from services.api.testing import serve_app, wait_ready
 from services.inference.app import create_app
 from shared.settings import InferenceSettings
 
 TOKEN = "inference-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -60,26 +51,9 @@ class Running:
 def run_server(base_model: Path, adapters_dir: Path, **overrides: object) -> Iterator[Running]:
     settings = InferenceSettings(dev=True, base_model=str(base_model), token=TOKEN, adapters_dir=adapters_dir,
                                  device="cpu", threads=1, **overrides)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("inference server did not become ready")
-            time.sleep(0.05)
-        yield Running(url=url, settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve_app(create_app(settings)) as server:
+        wait_ready(server.url, 60, server.thread.is_alive)
+        yield Running(url=server.url, settings=settings)
 
 
 def make_adapter(base_model: Path, out: Path, seed: int) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from test_inference_helpers import TOKEN, free_port
+from test_inference_helpers import TOKEN
 
 from services.inference import exceptions as ex
 from services.inference.adapters import BaseInfo, check_name, resolve_adapter_dir, shape_mismatches
@@ -17,6 +17,7 @@ from services.inference.app import create_app
 from services.inference.errors import error_body, status_of
 from services.inference.generation import _held_back
 from services.inference.uploads import check_path
+from services.stack.servers import free_port
 from shared.settings import InferenceSettings
 
 

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from services.stack.servers import free_port
+from shared.runtime import poll
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+def wait_ready(url: str, timeout: float, alive: Callable[[], bool] = lambda: True, every: float = 0.05) -> None:
+    """Poll ``url + "/ready"`` until it answers 200; ``RuntimeError`` as soon as ``alive()`` turns False (the
+    server's process or thread died), ``TimeoutError`` after ``timeout`` seconds."""
+
+    def ready() -> bool:
+        if not alive():
+            raise RuntimeError(f"the server at {url} stopped before it was ready")
+        try:
+            return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    poll(f"{url}/ready", ready, timeout, every)
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,18 +127,11 @@ class InferenceServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> InferenceServer:
-        import httpx
+        from services.api.testing import wait_ready
 
         self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("inference server did not become ready")
+        wait_ready(self.url, timeout_s, self.thread.is_alive, every=0.2)
+        return self
 
     def stop(self) -> None:
         self.server.should_exit = True
