@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class ApiError(Exception):
     """Base of the API's own errors; ``status`` is the HTTP status it maps to."""
@@ -32,3 +36,10 @@ class BackendUnavailable(ApiError):
 
 class ApiClientError(Exception):
     """The CLI's view of an API error (or an unreachable API); the message is one line."""
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, or ``NotFound(what)`` when it is None (what a read function returns for an unknown id)."""
+    if value is None:
+        raise NotFound(what)
+    return value

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep
-from services.api.exceptions import NotFound
+from services.api.exceptions import NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.schemas import (
     DeploymentAccepted,
@@ -45,10 +45,7 @@ def list_deployments(r: RedisDep, page: PageDep, target: Annotated[str | None, Q
 
 @router.get("/{deployment_id}", response_model=DeploymentPublic, dependencies=READ, responses={**READ_ERRORS, **NOT_FOUND})
 def get_deployment(deployment_id: str, r: RedisDep) -> dict:
-    d = b.call(b.DEPLOYER_PROJECTION, "get_deployment", r, deployment_id)
-    if d is None:
-        raise NotFound(f"no deployment {deployment_id}")
-    return d
+    return found(b.call(b.DEPLOYER_PROJECTION, "get_deployment", r, deployment_id), f"no deployment {deployment_id}")
 
 
 @router.post("", response_model=DeploymentAccepted, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
@@ -57,8 +54,7 @@ def deploy(body: DeploymentCreate, request: Request, r: RedisDep) -> dict:
     known_target(request, body.target)
     version = b.call(b.REGISTRY_PROJECTION, "get_version", r, body.version_id) \
         if b.available(b.REGISTRY_PROJECTION) else {"version_id": body.version_id}
-    if version is None:
-        raise NotFound(f"no version {body.version_id}")
+    found(version, f"no version {body.version_id}")
     dep_id = b.call(b.DEPLOYER_COMMANDS, "request_deployment", r, body.version_id, body.target, reason=body.reason)
     return {"deployment_id": dep_id, "target": body.target}
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from services.api import backends as b
 from services.api.deps import READ, RedisDep
-from services.api.exceptions import BadInput, NotFound
+from services.api.exceptions import BadInput, NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS
 from services.api.schemas_evolution import (
     CurvePointPublic,
@@ -23,12 +23,6 @@ router = APIRouter(prefix="/api/evolution", tags=["evolution"], dependencies=REA
                    responses={**READ_ERRORS, **NOT_FOUND})
 
 ERRORS = {**READ_ERRORS, **NOT_FOUND}
-
-
-def _found(value: Any, what: str) -> Any:
-    if value is None:
-        raise NotFound(what)
-    return value
 
 
 def _known_job(r: Any, job_id: str) -> None:
@@ -49,7 +43,7 @@ def evolution_jobs(r: RedisDep) -> dict:
 def curve(job_id: str, r: RedisDep) -> Any:
     """Aggregate curves per step: loss and each metric, train vs held-out, learned/forgotten/never counts."""
     _known_job(r, job_id)
-    return _found(b.call(b.EVOLUTION, "curve", r, job_id), f"no evolution snapshots for job {job_id}")
+    return found(b.call(b.EVOLUTION, "curve", r, job_id), f"no evolution snapshots for job {job_id}")
 
 
 @router.get("/{job_id}/examples", response_model=ExamplePage)
@@ -78,7 +72,7 @@ def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
     """One example at every step: prediction, metrics and a structured diff against the target."""
     _known_job(r, job_id)
     try:
-        return _found(b.call(b.EVOLUTION, "example_history", r, job_id, idx),
+        return found(b.call(b.EVOLUTION, "example_history", r, job_id, idx),
                       f"no tracked example {idx} in job {job_id}")
     except BadInput as exc:  # the read model calls an unknown index a bad query; for a URL it is a 404
         raise NotFound(f"no tracked example {idx} in job {job_id}") from exc
@@ -89,7 +83,7 @@ def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
     """Every tracked example at one step."""
     _known_job(r, job_id)
     try:
-        return _found(b.call(b.EVOLUTION, "step_snapshot", r, job_id, step),
+        return found(b.call(b.EVOLUTION, "step_snapshot", r, job_id, step),
                       f"no snapshot at step {step} of job {job_id}")
     except BadInput as exc:
         raise NotFound(f"no snapshot at step {step} of job {job_id}") from exc

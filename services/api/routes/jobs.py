@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, S3Dep, SettingsDep
-from services.api.exceptions import BadInput, NotFound
+from services.api.exceptions import BadInput, NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.schemas import (
     ControlAccepted,
@@ -37,10 +37,7 @@ def trainer_settings(settings: ApiSettings) -> TrainerSettings:
 
 
 def load_job(r: Any, job_id: str) -> dict[str, Any]:
-    job = b.call(b.TRAINER_PROJECTION, "get_job", r, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job
+    return found(b.call(b.TRAINER_PROJECTION, "get_job", r, job_id), f"no job {job_id}")
 
 
 @router.get("", response_model=Page[JobPublic], dependencies=READ, responses=READ_ERRORS)

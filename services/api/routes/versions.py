@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryCtxDep, RegistryDep
-from services.api.exceptions import NotFound
+from services.api.exceptions import found
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.schemas import (
     AliasCreate,
@@ -29,10 +29,7 @@ LINEAGE_LINKS = ("parent_version_id", "base_version_id", "dataset_version_id")
 
 
 def load_version(r: Any, version_id: str) -> dict[str, Any]:
-    v = b.call(b.REGISTRY_PROJECTION, "get_version", r, version_id)
-    if v is None:
-        raise NotFound(f"no version {version_id}")
-    return v
+    return found(b.call(b.REGISTRY_PROJECTION, "get_version", r, version_id), f"no version {version_id}")
 
 
 @router.get("", response_model=Page[VersionPublic], dependencies=READ, responses=READ_ERRORS)
@@ -112,9 +109,8 @@ def download(version_id: str, r: RedisDep, registry: RegistryDep,
              expires_s: Annotated[int, Query(ge=60, le=86400)] = 3600) -> dict:
     """Time-limited download links for every file of the version (straight from the object store)."""
     load_version(r, version_id)
-    manifest = registry.get_json(f"manifests/{version_id}.json")
-    if manifest is None:
-        raise NotFound(f"no manifest for version {version_id} in the bucket")
+    manifest = found(registry.get_json(f"manifests/{version_id}.json"),
+                     f"no manifest for version {version_id} in the bucket")
     files = [{**f, "url": registry.presigned_blob_url(f["sha256"], expires_s)} for f in manifest["files"]]
     return {"version_id": version_id, "files": files}
 
