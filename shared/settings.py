@@ -73,10 +73,11 @@ class EvaluatorSettings(CommonSettings):
     max_new_tokens: int = 48
     # a prediction stops this many tokens past its target's length (flagged truncated); None: max_new_tokens only
     answer_room: int | None = 16
-    batch_size: int = 16
+    batch_size: int = 64  # rows per forward pass, fewer where gpu_memory_budget_mb says so
     device: str = "auto"  # auto | cpu | cuda
     gpu_memory_budget_mb: int = 4096
     embeddings: bool = True  # MiniLM semantic similarity (falls back to off if the model is missing)
+    embeddings_batch_size: int = 16  # texts per MiniLM pass (sorted by length: small batches carry less padding)
 
 
 class TargetConfig(BaseModel):

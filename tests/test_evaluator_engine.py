@@ -148,3 +148,41 @@ def test_answer_room_cuts_each_prediction_past_its_target_and_flags_it(cache: Mo
         ref = naive_generate(model, tok, [item.prompt], limit)[0]
         assert g.text == ref
     assert any(g.hit_limit and f.text != g.text for g, f in zip(got, full, strict=True))  # some rows were cut
+
+
+def test_consecutive_adapters_reuse_the_lora_layers_with_identical_outputs(tiny_model: Path, tmp_path: Path) -> None:
+    """A version whose adapter has the held one's shape only has its weights copied in; the outputs equal a
+    fresh ``PeftModel.from_pretrained`` bit for bit, another shape is applied afresh, and ``base`` is pristine."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    held = ModelCache("cpu")
+    base = str(tiny_model)
+    adapters = [make_adapter(tiny_model, tmp_path / f"a{i}", seed=20 + i) for i in range(3)]
+    other = make_adapter(tiny_model, tmp_path / "wide", seed=30, r=8, target_modules=("q_proj", "up_proj"))
+    _, tok = held.base(base)
+    batch = tok([x.prompt + x.target for x in rendered(tok, 6)], return_tensors="pt", padding=True)
+
+    def fresh(adapter: Path) -> torch.Tensor:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)).eval()
+        with torch.inference_mode():
+            return model(**batch).logits
+
+    plain = AutoModelForCausalLM.from_pretrained(base).eval()
+    with torch.inference_mode():
+        reference = plain(**batch).logits
+    outputs = []
+    for adapter in [*adapters, other, adapters[0]]:
+        with held.adapted(base, adapter) as (model, _), torch.inference_mode():
+            outputs.append(model(**batch).logits)
+    assert held.swaps(base) == 0  # the last two changed shape: wrapped afresh each time
+    for got, adapter in zip(outputs, [*adapters, other, adapters[0]], strict=True):
+        assert torch.equal(got, fresh(adapter))
+    assert not torch.equal(outputs[0], outputs[1])  # the weights really changed between versions
+    with held.adapted(base, adapters[1]) as (model, _):
+        pass
+    assert held.swaps(base) == 1
+    model, _ = held.base(base)
+    with torch.inference_mode():
+        assert torch.equal(model(**batch).logits, reference)  # the LoRA layers are gone again
+

@@ -136,3 +136,33 @@ def test_missing_tracked_examples_fail_clearly(svc, r, tiny_model: Path) -> None
     failed = [e for e in evolution_events(r) if e.type == "snapshot.failed"]
     assert len(failed) == 1 and "tracked/job-d.json" in failed[0].payload["reason"]
     assert Counter(e.type for e in evolution_events(r)) == {"snapshot.failed": 1}
+
+
+def test_only_the_adapter_is_fetched_and_pickled_weights_are_refused_unread(svc, r, tiny_model: Path,
+                                                                            tmp_path: Path) -> None:
+    """A checkpoint version also holds optimizer and RNG state: the snapshot downloads the adapter alone (the
+    optimizer's blob is gone from S3 and the snapshot still succeeds). A version with pickled weights fails
+    with that reason before anything is downloaded."""
+    settings, consumer, runner, registry = svc
+    base = str(tiny_model)
+    put_tracked(registry, "job-e", n=3, heldout=0)
+    ckpt = make_adapter(tiny_model, tmp_path / "e10", seed=5)
+    (ckpt / "optimizer.pt").write_bytes(b"optimizer state " * 1000)
+    (ckpt / "trainer_state.json").write_text("{}")
+    vid, files = store_version(registry, ckpt, job_id="job-e", step=10, base_model=base)
+    optimizer = next(f for f in files if f["path"] == "optimizer.pt")
+    registry.s3.remove_object(registry.bucket, storage.blob_key(optimizer["sha256"]))
+    publish_version(r, vid, files, job_id="job-e", step=10, base_model=base)
+
+    pickled = make_adapter(tiny_model, tmp_path / "e20", seed=6)
+    (pickled / "adapter_model.bin").write_bytes(b"not really a pickle")
+    vid2, files2 = store_version(registry, pickled, job_id="job-e", step=20, base_model=base)
+    for f in files2:  # nothing of it may be read: remove every blob it does not share with step 10
+        if f["sha256"] not in {g["sha256"] for g in files}:
+            registry.s3.remove_object(registry.bucket, storage.blob_key(f["sha256"]))
+    publish_version(r, vid2, files2, job_id="job-e", step=20, base_model=base)
+    drain(consumer)
+    by_step = {e.payload["step"]: e for e in evolution_events(r)}
+    assert by_step[10].type == "snapshot.captured"
+    assert by_step[20].type == "snapshot.failed"
+    assert by_step[20].payload["reason"] == "refusing pickled weights in the version: adapter_model.bin"

@@ -34,14 +34,15 @@ def put_tracked(registry: RegistryClient, job_id: str, n: int = 8, heldout: int 
     return doc
 
 
-def make_adapter(base_model: Path, out_dir: Path, seed: int, scale: float = 0.5) -> Path:
+def make_adapter(base_model: Path, out_dir: Path, seed: int, scale: float = 0.5, r: int = 4,
+                 target_modules: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
     """A LoRA adapter on the tiny model with random (non-zero) B matrices, saved as safetensors."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_model)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(target_modules)))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():

@@ -13,7 +13,8 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from services.evaluator import snapshot as snap
 from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import SnapshotInputError
 from services.evaluator.metrics import SemanticScorer
-from services.evaluator.models import ModelCache
+from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files
 from services.registry.client import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.events import Event, SnapshotCaptured, SnapshotFailed
@@ -43,6 +44,7 @@ class Request:
     version_id: str | None  # None for the step-0 baseline of the base model
     base_model: str | None  # from the version's lineage / the job spec; None = look in the tracked doc
     spec: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None  # the version's manifest, when the caller has read it already
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Capturer:
     registry: RegistryClient
     models: ModelCache
     semantic: SemanticScorer
+    # tracked examples are fixed at job start: read (and rendered) once per job, not once per snapshot
+    _tracked: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict, repr=False)
+    _rendered: OrderedDict[tuple[str, str], list[Any]] = field(default_factory=OrderedDict, repr=False)
 
     def is_done(self, job_id: str, step: int) -> bool:
         return bool(self.r.hexists(CAPTURED_KEY, f"{job_id}:{step}"))
@@ -87,7 +92,7 @@ class Capturer:
     # -- computing ----------------------------------------------------------------------------------
     def compute(self, req: Request) -> dict[str, Any]:
         t0 = time.perf_counter()
-        tracked = self.registry.get_json(storage.tracked_key(req.job_id))
+        tracked = self.tracked(req.job_id)
         if tracked is None:
             raise SnapshotInputError(f"tracked examples {storage.tracked_key(req.job_id)} are missing")
         examples = snap.parse_tracked(tracked, req.job_id)
@@ -97,20 +102,18 @@ class Capturer:
         if req.version_id is None:
             model, tokenizer = self.models.base(base_model)
             return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
+        manifest = req.manifest or self.registry.manifest(req.version_id)
+        check_adapter_files([f["path"] for f in manifest.get("files", [])])
         with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
-            adapter_dir = self.registry.materialize(req.version_id, Path(tmp))
+            # the adapter alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
+            adapter_dir = self.registry.materialize(req.version_id, Path(tmp), only=ADAPTER_FILES, manifest=manifest)
             with self.models.adapted(base_model, adapter_dir) as (model, tokenizer):
                 return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
 
     def _run(self, req: Request, model: Any, tokenizer: Any, examples: list[snap.TrackedExample],
              tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
         t_load = time.perf_counter()
-        rendered = []
-        for ex in examples:
-            try:
-                rendered.append(render(tokenizer, ex.messages))
-            except Exception as exc:  # noqa: BLE001 - a template error names the example
-                raise SnapshotInputError(f"tracked example {ex.id} does not render: {exc}") from exc
+        rendered = self._render(req.job_id, base_model, tokenizer, examples)
         engine = Engine(model, tokenizer, max_new_tokens=self.settings.max_new_tokens,
                         batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb,
                         answer_room=self.settings.answer_room)
@@ -131,10 +134,34 @@ class Capturer:
             reruns=engine.stats.reruns, timing={k: round(v, 4) for k, v in timing.items()},
         )
 
+    def tracked(self, job_id: str) -> dict[str, Any] | None:
+        """The job's tracked-examples document (immutable once written at job start; kept for recent jobs)."""
+        if job_id in self._tracked:
+            self._tracked.move_to_end(job_id)
+            return self._tracked[job_id]
+        doc = self.registry.get_json(storage.tracked_key(job_id))
+        if doc is not None:
+            _remember(self._tracked, job_id, doc)
+        return doc
+
+    def _render(self, job_id: str, base_model: str, tokenizer: Any, examples: list[snap.TrackedExample]) -> list:
+        key = (job_id, base_model)
+        if key in self._rendered:
+            self._rendered.move_to_end(key)
+            return self._rendered[key]
+        rendered = []
+        for ex in examples:
+            try:
+                rendered.append(render(tokenizer, ex.messages))
+            except Exception as exc:  # noqa: BLE001 - a template error names the example
+                raise SnapshotInputError(f"tracked example {ex.id} does not render: {exc}") from exc
+        _remember(self._rendered, key, rendered)
+        return rendered
+
     # -- outputs ------------------------------------------------------------------------------------
     def export_old_layout(self, req: Request, doc: dict[str, Any]) -> Path:
         """Also write ``<state_dir>/data/evolution_snapshots/<dataset>/step_000010.json`` (atomic)."""
-        tracked = self.registry.get_json(storage.tracked_key(req.job_id)) or {}
+        tracked = self.tracked(req.job_id) or {}
         folder = (Path(self.settings.state_dir) / "data" / "evolution_snapshots"
                   / snap.dataset_label(tracked, req.spec, req.job_id))
         folder.mkdir(parents=True, exist_ok=True)
@@ -162,3 +189,9 @@ class Capturer:
         path = Path(self.settings.state_dir) / "evaluator"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any, size: int = 32) -> None:
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)

@@ -59,9 +59,10 @@ class Handlers:
         if payload.kind != "adapter":
             return
         try:
-            lineage = self.capturer.registry.manifest(payload.version_id).get("lineage") or {}
+            manifest: dict[str, Any] | None = self.capturer.registry.manifest(payload.version_id)
         except NotFoundError:
-            lineage = {}
+            manifest = None
+        lineage = (manifest or {}).get("lineage") or {}
         job_id = event.job_id or lineage.get("job_id")
         step = payload.step if payload.step is not None else lineage.get("step")
         if not job_id:
@@ -70,7 +71,7 @@ class Handlers:
         spec = lineage.get("spec") or self.spec(job_id)
         req = Request(job_id=job_id, step=int(step) if step is not None else -1, version_id=payload.version_id,
                       base_model=lineage.get("base_model") or payload.base_model or spec.get("base_model"),
-                      spec=spec)
+                      spec=spec, manifest=manifest)
         if step is None:
             self.capturer.publish_failed(req, f"version {payload.version_id} has no training step", event)
             return

@@ -33,9 +33,10 @@ def build(settings: EvaluatorSettings, r: redis.Redis, consumer: str | None = No
     registry = RegistryClient(s3_client(settings), settings.bucket)
     registry.ensure_bucket()
     models = ModelCache(settings.device, settings.gpu_memory_budget_mb)
-    semantic = SemanticScorer(settings.embeddings, device=models.device)
+    semantic = SemanticScorer(settings.embeddings, device=models.device, batch_size=settings.embeddings_batch_size)
     if warm_up:
         semantic.warm_up()
+        models.warm_up()
     capturer = Capturer(settings, r, registry, models, semantic)
     handlers = Handlers(r, capturer)
     config = bus.ConsumerConfig(

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,9 @@ def flags(prediction: str, *, hit_limit: bool, input_truncated: bool = False, lo
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
+    return float(va @ vb) / (na * nb) if na and nb else 0.0
 
 
 class SemanticScorer:
@@ -100,13 +101,15 @@ class SemanticScorer:
     ``unavailable_reason`` says why.
     """
 
-    def __init__(self, enabled: bool = True, device: str = "cpu", cache_size: int = 100_000) -> None:
+    def __init__(self, enabled: bool = True, device: str = "cpu", cache_size: int = 100_000,
+                 batch_size: int = 16) -> None:
         self.enabled = enabled
         self.device = device
+        self.batch_size = batch_size
         self.cache_size = cache_size
         self.unavailable_reason: str | None = None if enabled else "disabled by settings"
         self._model: Any = None
-        self._cache: dict[str, list[float]] = {}
+        self._cache: dict[str, np.ndarray] = {}
         self.encoded = 0  # texts actually sent to the model (for tests and logs)
 
     @property
@@ -132,18 +135,18 @@ class SemanticScorer:
         """Load MiniLM and run it once (a service calls this at start, not in its first snapshot)."""
         return bool(self.embed(["warm up"]))
 
-    def embed(self, texts: Sequence[str]) -> dict[str, list[float]]:
+    def embed(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         model = self._load()
         if model is None:
             return {}
         todo = sorted({normalize(t) for t in texts} - self._cache.keys())
         if todo:
-            vectors = model.encode(todo, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+            vectors = model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False)
             self.encoded += len(todo)
             if len(self._cache) + len(todo) > self.cache_size:
                 self._cache.clear()
             for text, vec in zip(todo, vectors, strict=True):
-                self._cache[text] = [float(x) for x in vec]
+                self._cache[text] = np.asarray(vec, dtype=np.float32)
         return {normalize(t): self._cache[normalize(t)] for t in texts}
 
     def similarities(self, pairs: Sequence[tuple[str, str]]) -> list[float | None]:

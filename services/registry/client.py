@@ -17,7 +17,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -259,11 +259,15 @@ class RegistryClient:
         return sorted(k.removeprefix("manifests/").removesuffix(".json")
                       for k in self.list_keys("manifests/") if k.endswith(".json"))
 
-    def materialize(self, version_id: str, dest: Path) -> Path:
-        """Write every file of a version under ``dest``, byte-identical to what was stored."""
-        manifest = self.manifest(version_id)
+    def materialize(self, version_id: str, dest: Path, only: Collection[str] | None = None,
+                    manifest: dict[str, Any] | None = None) -> Path:
+        """Write every file of a version (or the paths in ``only``) under ``dest``, byte-identical to what was
+        stored. ``manifest``: the version's manifest when the caller has read it already."""
+        manifest = manifest if manifest is not None else self.manifest(version_id)
         dest.mkdir(parents=True, exist_ok=True)
         for f in manifest["files"]:
+            if only is not None and f["path"] not in only:
+                continue
             rel = storage.safe_relpath(f["path"])
             target = dest / rel
             if target.exists() and target.stat().st_size == f["size"] and storage.sha256_file(target) == f["sha256"]:
