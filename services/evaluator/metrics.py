@@ -131,6 +131,10 @@ class SemanticScorer:
             log.warning("semantic similarity disabled: %s", self.unavailable_reason)
         return self._model
 
+    def model(self) -> Any:
+        """The loaded SentenceTransformer (None when unavailable)."""
+        return self._load()
+
     def warm_up(self) -> bool:
         """Load MiniLM and run it once (a service calls this at start, not in its first snapshot)."""
         return bool(self.embed(["warm up"]))
