@@ -75,6 +75,7 @@ class EvaluatorSettings(CommonSettings):
     answer_room: int | None = 16
     batch_size: int = 64  # rows per forward pass, fewer where gpu_memory_budget_mb says so
     device: str = "auto"  # auto | cpu | cuda
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None  # None: bfloat16 on CUDA, float32 on CPU
     gpu_memory_budget_mb: int = 4096
     embeddings: bool = True  # MiniLM semantic similarity (falls back to off if the model is missing)
     embeddings_batch_size: int = 16  # texts per MiniLM pass (sorted by length: small batches carry less padding)

@@ -186,3 +186,23 @@ def test_consecutive_adapters_reuse_the_lora_layers_with_identical_outputs(tiny_
     with torch.inference_mode():
         assert torch.equal(model(**batch).logits, reference)  # the LoRA layers are gone again
 
+
+
+def test_bfloat16_batched_predictions_match_the_naive_loop(tiny_model: Path, tmp_path: Path) -> None:
+    """The half-precision path (what a GPU runs) on CPU: bf16 noise between batch shapes is far larger than in
+    float32, and the rows it could flip are decoded again alone, so the predictions still equal the naive loop."""
+    half = ModelCache("cpu", dtype="bfloat16")
+    adapter = make_adapter(tiny_model, tmp_path / "adapter", seed=13)
+    with half.adapted(str(tiny_model), adapter) as (model, tok):
+        assert next(model.parameters()).dtype == torch.bfloat16
+        rows = rendered(tok, 30)
+        engine = Engine(model, tok, max_new_tokens=16, batch_size=10)
+        assert engine.tie_margin > 1e-3  # the half-precision margin
+        scored, gens = engine.evaluate([Item(x.prompt, x.target) for x in rows])
+        assert [g.text for g in gens] == naive_generate(model, tok, [x.prompt for x in rows], 16)
+        assert engine.stats.reruns > 0  # (without them, 2 of these 30 rows differ from the naive loop)
+        assert all(math.isfinite(s.loss) and 0 < s.confidence <= 1 for s in scored)
+    with ModelCache("cpu").adapted(str(tiny_model), adapter) as (model32, tok32):
+        ref = Engine(model32, tok32, max_new_tokens=16, batch_size=10).score([Item(x.prompt, x.target) for x in rows])
+    for got, want in zip(scored, ref, strict=True):
+        assert got.loss == pytest.approx(want.loss, rel=0.05, abs=0.05)  # same model, coarser arithmetic

@@ -32,7 +32,7 @@ def build(settings: EvaluatorSettings, r: redis.Redis, consumer: str | None = No
     does; tests leave it off)."""
     registry = RegistryClient(s3_client(settings), settings.bucket)
     registry.ensure_bucket()
-    models = ModelCache(settings.device, settings.gpu_memory_budget_mb)
+    models = ModelCache(settings.device, settings.gpu_memory_budget_mb, settings.dtype)
     semantic = SemanticScorer(settings.embeddings, device=models.device, batch_size=settings.embeddings_batch_size)
     if warm_up:
         semantic.warm_up()

@@ -39,8 +39,9 @@ class _Held:
 class ModelCache:
     """Loads each base model once; ``adapted`` yields it with a LoRA adapter applied."""
 
-    def __init__(self, device: str = "auto", memory_budget_mb: int | None = None) -> None:
+    def __init__(self, device: str = "auto", memory_budget_mb: int | None = None, dtype: str | None = None) -> None:
         self.device = pick_device(device)
+        self.dtype = dtype  # None: bfloat16 on CUDA, float32 on CPU
         self._models: dict[str, tuple[Any, Any]] = {}
         self._held: dict[str, _Held] = {}
         self._lock = threading.RLock()
@@ -81,7 +82,7 @@ class ModelCache:
     def _load(self, base_model: str) -> tuple[Any, Any]:
         if base_model not in self._models:
             try:
-                self._models[base_model] = load_base(base_model, device=self.device)
+                self._models[base_model] = load_base(base_model, device=self.device, dtype=self.dtype)
             except (OSError, ValueError) as exc:
                 raise SnapshotInputError(f"cannot load base model {base_model!r}: {exc}") from exc
             log.info("loaded base model %s on %s", base_model, self.device)
