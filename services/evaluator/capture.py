@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,27 +137,19 @@ class Capturer:
 
     def tracked(self, job_id: str) -> dict[str, Any] | None:
         """The job's tracked-examples document (immutable once written at job start; kept for recent jobs)."""
-        if job_id in self._tracked:
-            self._tracked.move_to_end(job_id)
-            return self._tracked[job_id]
-        doc = self.registry.get_json(storage.tracked_key(job_id))
-        if doc is not None:
-            _remember(self._tracked, job_id, doc)
-        return doc
+        return _recall(self._tracked, job_id, lambda: self.registry.get_json(storage.tracked_key(job_id)))
 
     def _render(self, job_id: str, base_model: str, tokenizer: Any, examples: list[snap.TrackedExample]) -> list:
-        key = (job_id, base_model)
-        if key in self._rendered:
-            self._rendered.move_to_end(key)
-            return self._rendered[key]
-        rendered = []
-        for ex in examples:
-            try:
-                rendered.append(render(tokenizer, ex.messages))
-            except Exception as exc:  # noqa: BLE001 - a template error names the example
-                raise SnapshotInputError(f"tracked example {ex.id} does not render: {exc}") from exc
-        _remember(self._rendered, key, rendered)
-        return rendered
+        def render_all() -> list:
+            rendered = []
+            for ex in examples:
+                try:
+                    rendered.append(render(tokenizer, ex.messages))
+                except Exception as exc:  # noqa: BLE001 - a template error names the example
+                    raise SnapshotInputError(f"tracked example {ex.id} does not render: {exc}") from exc
+            return rendered
+
+        return _recall(self._rendered, (job_id, base_model), render_all)
 
     # -- outputs ------------------------------------------------------------------------------------
     def export_old_layout(self, req: Request, doc: dict[str, Any]) -> Path:
@@ -191,7 +184,14 @@ class Capturer:
         return path
 
 
-def _remember(cache: OrderedDict, key: Any, value: Any, size: int = 32) -> None:
-    cache[key] = value
-    while len(cache) > size:
-        cache.popitem(last=False)
+def _recall(cache: OrderedDict, key: Any, make: Callable[[], Any], size: int = 32) -> Any:
+    """``cache[key]``, made with ``make()`` when absent (a None result is not kept); the least recent go first."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = make()
+    if value is not None:
+        cache[key] = value
+        while len(cache) > size:
+            cache.popitem(last=False)
+    return value
