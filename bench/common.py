@@ -25,7 +25,10 @@ RESULTS_MD = BENCH_DIR / "RESULTS.md"
 def machine() -> str:
     import os
 
-    return f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    cpu = f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    import torch
+
+    return f"{cpu}, {torch.cuda.get_device_name()}" if torch.cuda.is_available() else cpu
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -50,7 +50,7 @@ def servers(root: Path, bucket: str = "bench-demo") -> Iterator[dict[str, Any]]:
         redis_srv.stop()
 
 
-def train(common: dict[str, Any], model_dir: Path, root: Path, steps: int = 200) -> DemoJob:
+def train(common: dict[str, Any], model_dir: Path | str, root: Path, steps: int = 200, device: str = "cpu") -> DemoJob:
     """Submit and train the demo job with the registry running; returns its training wall time and versions."""
     from rq import SimpleWorker
 
@@ -70,7 +70,7 @@ def train(common: dict[str, Any], model_dir: Path, root: Path, steps: int = 200)
     r = redis.Redis.from_url(common["redis_url"])
     s3 = s3_client(trainer)
     ensure_bucket(s3, trainer.bucket)
-    spec = {**demo_spec(model_dir, steps), "deploy_policy": "manual", "deploy_target": None}
+    spec = {**demo_spec(model_dir, steps), "deploy_policy": "manual", "deploy_target": None, "device": device}
     job_id = submit_job(trainer, r, s3, demo_dataset_path(), spec=spec, source="cli")
     with running(Registry.open(RegistrySettings(**common)), "bench-registry"):
         SimpleWorker(list(queueing.QUEUES), connection=r).work(burst=True)
@@ -95,7 +95,7 @@ def evaluator(common: dict[str, Any], **overrides: Any) -> tuple[Any, Any, float
     from services.evaluator.main import build
     from shared.settings import EvaluatorSettings
 
-    settings = EvaluatorSettings(**common, device="cpu", **overrides)
+    settings = EvaluatorSettings(**{**common, "device": "cpu", **overrides})
     r = redis.Redis.from_url(common["redis_url"])
     t0 = time.perf_counter()
     consumer, _runner = build(settings, r, consumer="bench-evaluator", warm_up=True)

@@ -61,8 +61,8 @@ def _ports(bind: str) -> dict[str, int]:
             "inference_port": free_port(bind), "dashboard_port": free_port(bind)}
 
 
-def demo_spec(model_dir: Path, steps: int) -> dict[str, Any]:
-    """The demo job: LoRA r16 on all linear layers of the tiny model, checkpoints every steps/4."""
+def demo_spec(model_dir: Path | str, steps: int) -> dict[str, Any]:
+    """The demo job: LoRA r16 on all linear layers of the tiny model (or ``model_dir``), checkpoints every steps/4."""
     return {
         "name": "demo", "base_model": str(model_dir), "lr": 3e-3, "lr_scheduler": "constant", "warmup_steps": 0,
         "max_steps": steps, "batch_size": 8, "grad_accum": 1, "max_seq_len": 64, "lora_r": 16, "lora_alpha": 32,
