@@ -6,7 +6,7 @@ import typer
 
 from services.api import cli_evolution, cli_jobs
 from services.registry import cli as registry_cli
-from services.stack import cli as stack_cli
+from services.stack import api as stack_api
 
 app = typer.Typer(help="Trainyard: queue LoRA jobs, watch the model learn, never lose a model, deploy safely.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -17,7 +17,7 @@ def root() -> None:
     """Trainyard command line."""
 
 
-stack_cli.register(app)
+stack_api.register(app)
 registry_cli.register(app)
 
 

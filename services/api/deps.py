@@ -12,7 +12,7 @@ from minio import Minio
 
 from services.api.exceptions import Unauthorized
 from services.api.hub import Hub
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from shared.settings import ApiSettings
 
 bearer = HTTPBearer(auto_error=False, description="the API token (TRAINYARD_API_TOKEN)")

@@ -30,7 +30,7 @@ from services.api.routes import (
     registry,
     versions,
 )
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from shared.settings import ApiSettings, CommonSettings, DeployerSettings, TargetConfig, load
 from shared.storage import s3_client
 

@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from services.stack.servers import free_port
+from services.stack.api import free_port
 from shared.runtime import poll
 
 
@@ -110,7 +110,7 @@ def snapshot_doc(job_id: str, step: int, n_examples: int, *, poison: str | None 
 def seed_evolution(r: object, registry: object, job_id: str, *, n_examples: int, steps: list[int],
                    poison: str | None = None) -> None:
     """Write snapshot docs to S3, publish ``snapshot.captured`` for each and run the evolution projection."""
-    from services.evaluator.readmodel import EvolutionProjection
+    from services.evaluator.api import EvolutionProjection
     from shared.bus import publish_many
     from shared.events import Event, SnapshotCaptured
     from shared.projection import ProjectionRunner

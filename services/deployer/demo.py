@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from shared import storage
 from shared.modeling import demo_dataset_path, render
 
@@ -109,8 +109,8 @@ class InferenceServer:
     def __init__(self, base: Path, adapters_dir: Path, token: str = "secret-token") -> None:
         import uvicorn
 
-        from services.inference.app import create_app
-        from services.stack.servers import free_port
+        from services.inference.api import create_app
+        from services.stack.api import free_port
         from shared.settings import InferenceSettings
 
         self.base = base

@@ -16,7 +16,6 @@ from typing import Any
 import redis
 
 from services.deployer import push, verify
-from services.deployer.alias import move_production_alias
 from services.deployer.domain import SERVING_NAME, Plan, Transfer, adapter_name_for
 from services.deployer.exceptions import (
     DeployerError,
@@ -27,7 +26,8 @@ from services.deployer.exceptions import (
 )
 from services.deployer.state import DeployerState, Serving
 from services.deployer.target import TargetClient
-from services.registry.client import IntegrityError, NotFoundError, RegistryClient
+from services.registry import api as registry_api
+from services.registry.api import IntegrityError, NotFoundError, RegistryClient
 from shared import storage
 from shared.bus import publish
 from shared.events import (
@@ -98,7 +98,9 @@ class Deployer:
             self.state.mark_done(req.deployment_id)
             return outcome
         self._settle(client, req, plan, lora_path)
-        move_production_alias(self.r, self.registry, self.settings, req.target, req.version_id, cause=event)
+        # the registry's own alias write: S3 document first, then alias.moved (idempotent on redelivery)
+        registry_api.move_alias(registry_api.Registry.attach(self.settings, self.r, self.registry), "production",
+                                req.version_id, target=req.target, moved_by="deployer", cause=event)
         publish(self.r, Event.create("deployment.verified", DeploymentVerified(
             deployment_id=req.deployment_id, version_id=req.version_id, target=req.target,
             adapter_name=plan.adapter_name, checked=result.checked, matched=result.matched,

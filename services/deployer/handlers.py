@@ -18,7 +18,7 @@ from services.deployer.commands import request_deployment
 from services.deployer.deploy import Deployer
 from services.deployer.domain import DeployPolicy
 from services.deployer.state import DeployerState
-from services.registry.client import NotFoundError
+from services.registry.api import NotFoundError
 from shared import storage
 from shared.bus import Handler
 from shared.events import Event

@@ -14,7 +14,7 @@ import redis
 from services.deployer.deploy import Deployer
 from services.deployer.handlers import DeployerHandlers
 from services.deployer.projection import DeploymentsProjection
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from shared import storage, streams
 from shared.bus import Consumer, ConsumerConfig
 from shared.projection import ProjectionRunner

@@ -26,7 +26,7 @@ from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import SnapshotInputError
 from services.evaluator.metrics import SemanticScorer
 from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files
-from services.registry.client import IntegrityError, NotFoundError, RegistryClient
+from services.registry.api import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.events import Event, SnapshotCaptured, SnapshotFailed
 from shared.modeling import render

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from services.evaluator.capture import Capturer, Request
-from services.registry.client import NotFoundError
+from services.registry.api import NotFoundError
 from shared import bus, streams
 from shared.events import Event, JobQueued, JobStarted, VersionStored
 

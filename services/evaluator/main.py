@@ -16,7 +16,7 @@ from services.evaluator.handlers import Handlers
 from services.evaluator.metrics import SemanticScorer
 from services.evaluator.models import ModelCache
 from services.evaluator.readmodel import EvolutionProjection
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from shared import bus, streams
 from shared.projection import ProjectionRunner
 from shared.runtime import connect_redis, serve, setup_logging

@@ -38,7 +38,7 @@ from services.evaluator.queries import (  # noqa: F401 - the read functions live
     list_jobs,
     step_snapshot,
 )
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from shared import streams
 from shared.events import Event
 from shared.projection import View

@@ -57,6 +57,12 @@ class Registry:
             reg.replica.ensure_bucket()
         return reg
 
+    @classmethod
+    def attach(cls, settings: CommonSettings, r: redis.Redis, primary: RegistryClient) -> Registry:
+        """The context over a primary client the caller already holds (the deployer moving its alias)."""
+        rs = registry_settings(settings)
+        return cls(rs, r, primary, replica_client(rs))
+
     @property
     def tmp_dir(self) -> Path:
         path = Path(self.settings.state_dir) / "registry" / "tmp"

@@ -83,12 +83,11 @@ def drop_in_inbox(inbox: Path, spec: dict[str, Any]) -> Path:
 
 
 def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoResult | None:
-    from services.deployer.projection import list_deployments
-    from services.evaluator.exceptions import UnknownJobError
-    from services.evaluator.queries import curve
-    from services.registry.projection import list_versions
+    from services.deployer.api import list_deployments
+    from services.evaluator.api import UnknownJobError, curve
+    from services.registry.api import list_versions
     from services.stack.projections import all_projections
-    from services.trainer.projection import get_job, job_metrics, list_jobs
+    from services.trainer.api import get_job, job_metrics, list_jobs
     from shared.projection import rebuild
 
     state_dir = state_dir.resolve()

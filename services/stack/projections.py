@@ -7,11 +7,10 @@ from shared.settings import CommonSettings
 
 
 def all_projections(settings: CommonSettings) -> list[Projection]:
-    from services.deployer.projection import DeploymentsProjection
-    from services.evaluator.readmodel import EvolutionProjection
-    from services.registry.client import RegistryClient
-    from services.registry.projection import VersionsProjection
-    from services.trainer.projection import JobsProjection
+    from services.deployer.api import DeploymentsProjection
+    from services.evaluator.api import EvolutionProjection
+    from services.registry.api import RegistryClient, VersionsProjection
+    from services.trainer.api import JobsProjection
     from shared.storage import s3_client
 
     registry = RegistryClient(s3_client(settings), settings.bucket)

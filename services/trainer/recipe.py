@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from minio import Minio
 
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from services.trainer import checkpoints, diskfull, jobstore, outcomes
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
 from services.trainer.datasets import ValidatedDataset, load_and_validate

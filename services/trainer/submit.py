@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from minio import Minio
 
-from services.registry.client import RegistryClient
+from services.registry.api import RegistryClient
 from services.trainer import admission, jobstore, queueing
 from services.trainer.datasets import load_and_validate
 from services.trainer.emit import emit
