@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis
 from fastapi import Depends, Query, Request
@@ -12,6 +12,7 @@ from minio import Minio
 
 from services.api.exceptions import Unauthorized
 from services.api.hub import Hub
+from services.registry import api as registry_api
 from services.registry.api import RegistryClient
 from shared.settings import ApiSettings
 
@@ -34,11 +35,13 @@ def get_registry(request: Request) -> RegistryClient:
     return request.app.state.registry
 
 
-def get_registry_ctx(request: Request) -> Any:
-    """The registry service's command context (imported lazily: 503 where the registry is not installed)."""
-    from services.api.backends import registry_context
-
-    return registry_context(request.app.state)
+def get_registry_ctx(request: Request) -> registry_api.Registry:
+    """The registry's command context (settings, Redis, primary and replica clients), opened once."""
+    state = request.app.state
+    ctx = getattr(state, "registry_ctx", None)
+    if ctx is None:
+        ctx = state.registry_ctx = registry_api.Registry.open(state.settings, state.redis, ensure=False)
+    return ctx
 
 
 def get_hub(request: Request) -> Hub:
@@ -79,7 +82,7 @@ RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 S3Dep = Annotated[Minio, Depends(get_s3)]
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
 HubDep = Annotated[Hub, Depends(get_hub)]
-RegistryCtxDep = Annotated[Any, Depends(get_registry_ctx)]
+RegistryCtxDep = Annotated[registry_api.Registry, Depends(get_registry_ctx)]
 TokenDep = Annotated[str, Depends(require_token)]
 READ = [Depends(check_read)]
 WRITE = [Depends(require_token)]

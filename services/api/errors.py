@@ -1,8 +1,7 @@
 """Every error as ``application/problem+json`` (RFC 9457): type, title, status, detail, instance.
 
-Errors raised by other services' modules are mapped by class name, so the API does not depend on their
-exception modules existing: ``*NotFound*``/``Unknown*`` -> 404, ``InvalidTransition``/``*Refused*``/``*Protected*``/``TrashedError``
--> 409, ``DatasetError``/``SpecError``/``*Invalid*`` -> 422.
+Errors raised by the services' public modules map to HTTP statuses through ``STATUS``, an explicit table of
+exception types (a subclass maps like its nearest listed base); anything else is a 500.
 """
 
 from __future__ import annotations
@@ -16,6 +15,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.exceptions import ApiError
+from services.deployer import api as deployer
+from services.evaluator import api as evaluator
+from services.registry import api as registry
+from services.trainer import api as trainer
+from shared.events import InvalidEventError, UnknownEventError
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +39,22 @@ def problem(status: int, detail: str, request: Request | None = None, **extra: A
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+STATUS: dict[type[Exception], int] = {
+    trainer.JobNotFound: 404, trainer.InvalidTransition: 409, trainer.SpecError: 422, trainer.DatasetError: 422,
+    registry.NotFoundError: 404, registry.ProtectedError: 409, registry.PurgeRefusedError: 409,
+    registry.TrashedError: 409, registry.InvalidInputError: 422,
+    evaluator.UnknownJobError: 404, evaluator.InvalidQueryError: 422,
+    deployer.DeploymentNotFoundError: 404, deployer.UnknownTargetError: 404, deployer.PreflightError: 409,
+    deployer.InvalidRequestError: 422,
+    UnknownEventError: 404, InvalidEventError: 422,
+}
+
+
 def status_for_foreign(exc: Exception) -> int | None:
-    """The HTTP status for an exception raised by another service's module, by its class name."""
+    """The HTTP status for an exception raised by a service's public module (``STATUS``), else None."""
     for cls in type(exc).__mro__:
-        name = cls.__name__
-        if "NotFound" in name or name.startswith("Unknown"):
-            return 404
-        if name in ("InvalidTransition", "AlreadyExists", "TrashedError", "PreflightError") or any(
-                w in name for w in ("Refused", "Protected", "Conflict")):
-            return 409
-        if name in ("DatasetError", "SpecError", "ValidationFailed") or "Invalid" in name:
-            return 422
+        if cls in STATUS:
+            return STATUS[cls]
     return None
 
 
@@ -56,12 +65,22 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
+def _report(exc: Exception) -> dict[str, Any]:
+    report = getattr(exc, "report", None)
+    return {"report": report} if isinstance(report, (list, dict, str)) else {}
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    return problem(status_for_foreign(exc) or 500, str(exc) or type(exc).__name__, request, **_report(exc))
+
+
 def install(app: FastAPI) -> None:
+    for exc_type in STATUS:  # each listed type (and its subclasses) answers with its own status
+        app.add_exception_handler(exc_type, _service_error)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        report = getattr(exc, "report", None)
-        extra = {"report": report} if isinstance(report, (list, dict, str)) else {}
-        return problem(exc.status, str(exc) or exc.title, request, **extra)
+        return problem(exc.status, str(exc) or exc.title, request, **_report(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -78,10 +97,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _other(request: Request, exc: Exception) -> JSONResponse:
-        status = status_for_foreign(exc)
-        if status is None:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return problem(500, f"{type(exc).__name__}: {exc}", request)
-        report = getattr(exc, "report", None)
-        extra = {"report": report} if isinstance(report, (list, dict, str)) else {}
-        return problem(status, str(exc) or type(exc).__name__, request, **extra)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, f"{type(exc).__name__}: {exc}", request)

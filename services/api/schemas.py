@@ -264,7 +264,6 @@ class EventList(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, bool | str]
-    backends: dict[str, bool]
 
 
 class Problem(BaseModel):

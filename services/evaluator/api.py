@@ -6,8 +6,21 @@ Snapshots are made by the evaluator's own consumer (``handlers.py``); others onl
 
 from __future__ import annotations
 
-from services.evaluator.exceptions import EvaluatorError, InvalidQueryError, SnapshotInputError, UnknownJobError
-from services.evaluator.queries import curve, example_history, examples, export, failures, list_jobs, step_snapshot
+from services.evaluator.exceptions import (
+    EvaluatorError,
+    InvalidQueryError,
+    SnapshotInputError,
+    UnknownJobError,
+)
+from services.evaluator.queries import (
+    curve,
+    example_history,
+    examples,
+    export,
+    failures,
+    list_jobs,
+    step_snapshot,
+)
 from services.evaluator.readmodel import EvolutionProjection
 
 __all__ = [

@@ -42,7 +42,13 @@ from services.registry.exceptions import (
     RegistryError,
     TrashedError,
 )
-from services.registry.projection import VersionsProjection, get_aliases, get_version, last_verify_failure, list_versions
+from services.registry.projection import (
+    VersionsProjection,
+    get_aliases,
+    get_version,
+    last_verify_failure,
+    list_versions,
+)
 
 __all__ = [
     "GcItem", "IntegrityError", "InvalidInputError", "NotFoundError", "PickledWeightsError", "ProtectedError",

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, SettingsDep
 from services.api.exceptions import BadInput, NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.routes.jobs import UPLOAD_CHUNK, safe_filename
 from services.api.schemas import DatasetStoredPublic, ManifestPublic, Page, VersionPublic, paginate
+from services.registry import api as registry_api
+from services.trainer import api as trainer
 from shared.bus import publish
 from shared.events import DatasetStored, Event
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 @router.get("", response_model=Page[VersionPublic], dependencies=READ, responses=READ_ERRORS)
 def list_datasets(r: RedisDep, page: PageDep) -> dict:
-    items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, kind="dataset")
+    items = registry_api.list_versions(r, kind="dataset")
     return paginate(items, *page)
 
 
@@ -50,7 +51,7 @@ def upload_dataset(
             out.write(chunk)
     if dest.stat().st_size == 0:
         raise BadInput("file: the uploaded dataset is empty")
-    validated = b.call(b.TRAINER_DATASETS, "load_and_validate", dest)
+    validated = trainer.load_and_validate(dest)
     manifest = registry.store_dataset(dest, name=name or Path(filename).stem, note=note)
     digest = manifest["files"][0]["sha256"]
     publish(r, Event.create("dataset.stored", DatasetStored(version_id=manifest["version_id"], sha256=digest,

@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from services.api import backends as b
 from services.api.deps import READ, RedisDep
-from services.api.exceptions import BadInput, NotFound, found
+from services.api.exceptions import NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS
 from services.api.schemas_evolution import (
     CurvePointPublic,
@@ -18,6 +17,7 @@ from services.api.schemas_evolution import (
     ExamplePage,
     StepSnapshotPublic,
 )
+from services.evaluator import api as evolution
 
 router = APIRouter(prefix="/api/evolution", tags=["evolution"], dependencies=READ,
                    responses={**READ_ERRORS, **NOT_FOUND})
@@ -26,7 +26,7 @@ ERRORS = {**READ_ERRORS, **NOT_FOUND}
 
 
 def _known_job(r: Any, job_id: str) -> None:
-    jobs = b.call(b.EVOLUTION, "list_jobs", r)
+    jobs = evolution.list_jobs(r)
     ids = {j.get("job_id", j.get("id")) if isinstance(j, dict) else j for j in jobs}
     if job_id not in ids:
         raise NotFound(f"no evolution snapshots for job {job_id}")
@@ -35,7 +35,7 @@ def _known_job(r: Any, job_id: str) -> None:
 @router.get("", response_model=EvolutionJobList)
 def evolution_jobs(r: RedisDep) -> dict:
     """Jobs that have evolution snapshots."""
-    jobs = b.call(b.EVOLUTION, "list_jobs", r)
+    jobs = evolution.list_jobs(r)
     return {"data": jobs, "count": len(jobs)}
 
 
@@ -43,7 +43,7 @@ def evolution_jobs(r: RedisDep) -> dict:
 def curve(job_id: str, r: RedisDep) -> Any:
     """Aggregate curves per step: loss and each metric, train vs held-out, learned/forgotten/never counts."""
     _known_job(r, job_id)
-    return found(b.call(b.EVOLUTION, "curve", r, job_id), f"no evolution snapshots for job {job_id}")
+    return found(evolution.curve(r, job_id), f"no evolution snapshots for job {job_id}")
 
 
 @router.get("/{job_id}/examples", response_model=ExamplePage)
@@ -60,7 +60,7 @@ def examples(
 ) -> Any:
     """The tracked examples of a job, filtered and sorted (a page with data and count)."""
     _known_job(r, job_id)
-    out = b.call(b.EVOLUTION, "examples", r, job_id, state=state, region=region, q=q or None, sort=sort,
+    out = evolution.examples(r, job_id, state=state, region=region, q=q or None, sort=sort,
                  offset=offset, limit=limit, **({"split": split} if split else {}))
     if isinstance(out, list):
         return {"data": out, "count": len(out), "offset": offset, "limit": limit}
@@ -72,9 +72,9 @@ def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
     """One example at every step: prediction, metrics and a structured diff against the target."""
     _known_job(r, job_id)
     try:
-        return found(b.call(b.EVOLUTION, "example_history", r, job_id, idx),
+        return found(evolution.example_history(r, job_id, idx),
                       f"no tracked example {idx} in job {job_id}")
-    except BadInput as exc:  # the read model calls an unknown index a bad query; for a URL it is a 404
+    except evolution.InvalidQueryError as exc:  # the read model calls an unknown index a bad query; for a URL a 404
         raise NotFound(f"no tracked example {idx} in job {job_id}") from exc
 
 
@@ -83,9 +83,9 @@ def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
     """Every tracked example at one step."""
     _known_job(r, job_id)
     try:
-        return found(b.call(b.EVOLUTION, "step_snapshot", r, job_id, step),
+        return found(evolution.step_snapshot(r, job_id, step),
                       f"no snapshot at step {step} of job {job_id}")
-    except BadInput as exc:
+    except evolution.InvalidQueryError as exc:
         raise NotFound(f"no snapshot at step {step} of job {job_id}") from exc
 
 
@@ -95,7 +95,7 @@ def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
 def export(job_id: str, r: RedisDep, fmt: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
     """The whole evolution of a job as JSON or CSV."""
     _known_job(r, job_id)
-    body = b.call(b.EVOLUTION, "export", r, job_id, fmt=fmt)
+    body = evolution.export(r, job_id, fmt=fmt)
     if not isinstance(body, (str, bytes)):
         import json
 

@@ -8,14 +8,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.api import backends as b
 from services.api.deps import RedisDep, RegistryDep
 from services.api.schemas import Readiness
 
 router = APIRouter(tags=["health"])
-
-BACKENDS = {"jobs": b.TRAINER_PROJECTION, "control": b.TRAINER_CONTROL, "versions": b.REGISTRY_PROJECTION,
-            "evolution": b.EVOLUTION, "deployments": b.DEPLOYER_PROJECTION}
 
 
 @router.get("/health")
@@ -36,8 +32,7 @@ def ready(r: RedisDep, registry: RegistryDep) -> JSONResponse:
     except Exception as exc:  # noqa: BLE001
         checks["s3"] = f"{type(exc).__name__}: {exc}"
     ok = checks["redis"] is True and checks["s3"] is True
-    backends = {name: b.available(mod) for name, mod in BACKENDS.items()}
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks, "backends": backends},
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                         status_code=200 if ok else 503)
 
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, S3Dep, SettingsDep
 from services.api.exceptions import BadInput, NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
@@ -24,11 +23,14 @@ from services.api.schemas import (
     Reprioritise,
     paginate,
 )
+from services.registry import api as registry_api
+from services.trainer import api as trainer
 from shared.settings import ApiSettings, CommonSettings, TrainerSettings
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-CONTROL_ACTIONS = ("pause", "resume", "stop", "skip", "cancel")
+CONTROL = {"pause": trainer.pause, "resume": trainer.resume, "stop": trainer.stop, "skip": trainer.skip,
+           "cancel": trainer.cancel}
 UPLOAD_CHUNK = 1024 * 1024
 
 
@@ -37,13 +39,13 @@ def trainer_settings(settings: ApiSettings) -> TrainerSettings:
 
 
 def load_job(r: Any, job_id: str) -> dict[str, Any]:
-    return found(b.call(b.TRAINER_PROJECTION, "get_job", r, job_id), f"no job {job_id}")
+    return found(trainer.get_job(r, job_id), f"no job {job_id}")
 
 
 @router.get("", response_model=Page[JobPublic], dependencies=READ, responses=READ_ERRORS)
 def list_jobs(r: RedisDep, page: PageDep,
               state: Annotated[str | None, Query(description="only jobs in this state")] = None) -> dict:
-    jobs = b.call(b.TRAINER_PROJECTION, "list_jobs", r)
+    jobs = trainer.list_jobs(r)
     if state:
         jobs = [j for j in jobs if j.get("state") == state]
     return paginate(jobs, *page)
@@ -58,13 +60,13 @@ def get_job(job_id: str, r: RedisDep) -> dict:
             responses={**READ_ERRORS, **NOT_FOUND})
 def job_metrics(job_id: str, r: RedisDep, since_step: Annotated[int, Query(ge=0)] = 0) -> dict:
     load_job(r, job_id)
-    points = b.call(b.TRAINER_PROJECTION, "job_metrics", r, job_id, since_step=since_step)
+    points = trainer.job_metrics(r, job_id, since_step=since_step)
     return {"job_id": job_id, "data": points, "count": len(points)}
 
 
 def _submit(settings: ApiSettings, r: Any, s3: Any, path: Path, spec: dict[str, Any], priority: str | None,
             name: str | None, source: str) -> str:
-    return b.call(b.TRAINER_SUBMIT, "submit_job", trainer_settings(settings), r, s3, path, spec=spec,
+    return trainer.submit_job(trainer_settings(settings), r, s3, path, spec=spec,
                   source=source, name=name, priority=priority)
 
 
@@ -74,10 +76,8 @@ def submit_from_registry(body: JobCreate, settings: SettingsDep, r: RedisDep, s3
     """Queue a job on a dataset version already stored in the registry."""
     try:
         manifest = registry.manifest(body.dataset_version_id)
-    except Exception as exc:
-        if "NotFound" in type(exc).__name__:
-            raise NotFound(f"no dataset version {body.dataset_version_id}") from exc
-        raise
+    except registry_api.NotFoundError as exc:
+        raise NotFound(f"no dataset version {body.dataset_version_id}") from exc
     if manifest.get("kind") != "dataset":
         raise BadInput(f"dataset_version_id: {body.dataset_version_id} is a {manifest.get('kind')}, not a dataset")
     dest = Path(settings.uploads_dir) / uuid.uuid4().hex
@@ -128,7 +128,7 @@ def _control(action: str, job_id: str, settings: ApiSettings, r: Any) -> dict:
     # The trainer's control functions check the job's state themselves (JobNotFound -> 404,
     # InvalidTransition -> 409); they do not wait for the projection to catch up.
     args: tuple[Any, ...] = (trainer_settings(settings), r, job_id) if action == "resume" else (r, job_id)
-    result = b.call(b.TRAINER_CONTROL, action, *args)
+    result = CONTROL[action](*args)
     return {"job_id": job_id, "action": action, "result": _jsonable(result)}
 
 
@@ -150,12 +150,12 @@ def _control_route(action: str) -> None:
                 dependencies=WRITE, responses=WRITE_ERRORS, name=f"{action}_job")(handler)
 
 
-for _action in CONTROL_ACTIONS:
+for _action in CONTROL:
     _control_route(_action)
 
 
 @router.post("/{job_id}/priority", response_model=ControlAccepted, status_code=202, dependencies=WRITE,
              responses=WRITE_ERRORS)
 def reprioritise(job_id: str, body: Reprioritise, r: RedisDep) -> dict:
-    result = b.call(b.TRAINER_CONTROL, "reprioritise", r, job_id, body.priority, front=body.front)
+    result = trainer.reprioritise(r, job_id, body.priority, front=body.front)
     return {"job_id": job_id, "action": f"priority:{body.priority}", "result": _jsonable(result)}

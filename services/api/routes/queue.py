@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api import backends as b
 from services.api.deps import READ, PageDep, RedisDep
 from services.api.problems import READ_ERRORS
 from services.api.schemas import JobPublic, Page, paginate
+from services.trainer import api as trainer
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/queue", tags=["queue"])
 @router.get("", response_model=Page[JobPublic], dependencies=READ, responses=READ_ERRORS)
 def queue_order(r: RedisDep, page: PageDep) -> dict:
     """Queued jobs in the order they will run (high, default, low; front-of-queue first)."""
-    items = b.call(b.TRAINER_CONTROL, "queue_order", r)
+    items = trainer.queue_order(r)
     return paginate([_with_id(i) for i in items], *page)
 
 

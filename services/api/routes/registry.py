@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.api import backends as b
 from services.api.deps import READ, WRITE, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.problems import READ_ERRORS, WRITE_ERRORS
 from services.api.schemas import BackupStatus, RegistryHealth, VerifyReportPublic
+from services.registry import api as registry_api
 from shared import streams
 
 router = APIRouter(prefix="/api/registry", tags=["registry"])
@@ -24,9 +24,8 @@ def registry_health(r: RedisDep, registry: RegistryDep) -> dict[str, Any]:
         s3_error = None
     except Exception as exc:  # noqa: BLE001 - reported, not raised: this is a health page
         bucket_ok, s3_error = False, f"{type(exc).__name__}: {exc}"
-    have_view = b.available(b.REGISTRY_PROJECTION)
-    versions = b.call(b.REGISTRY_PROJECTION, "list_versions", r, include_trashed=True) if have_view else []
-    failure = b.call(b.REGISTRY_PROJECTION, "last_verify_failure", r) if have_view else None
+    versions = registry_api.list_versions(r, include_trashed=True)
+    failure = registry_api.last_verify_failure(r)
     return {"bucket": registry.bucket, "bucket_reachable": bucket_ok, "s3_error": s3_error,
             "versions": len(versions), "trashed": sum(1 for v in versions if v.get("trashed_at")),
             "dead_lettered": r.xlen(streams.DEAD_LETTER), "last_verify_failed": failure}
@@ -35,13 +34,13 @@ def registry_health(r: RedisDep, registry: RegistryDep) -> dict[str, Any]:
 @router.get("/backup", response_model=BackupStatus, dependencies=READ, responses=READ_ERRORS)
 def backup_status(reg: RegistryCtxDep) -> Any:
     """What is replicated and what is not yet."""
-    return b.call(b.REGISTRY_COMMANDS, "backup_status", reg)
+    return registry_api.backup_status(reg)
 
 
 @router.post("/verify", response_model=VerifyReportPublic, status_code=200, dependencies=WRITE, responses=WRITE_ERRORS)
 def verify(reg: RegistryCtxDep, repair: Annotated[bool, Query()] = False) -> dict[str, Any]:
     """Rehash every blob; report missing or corrupt ones (``repair`` restores them from the replica)."""
-    report = b.call(b.REGISTRY_COMMANDS, "verify", reg, repair=repair)
+    report = registry_api.verify(reg, repair=repair)
     out = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(report)
     out["ok"] = bool(getattr(report, "ok", not (out.get("missing") or out.get("corrupt"))))
     return out

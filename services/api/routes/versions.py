@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.api import backends as b
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.exceptions import found
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
@@ -22,6 +22,7 @@ from services.api.schemas import (
     VersionPublic,
     paginate,
 )
+from services.registry import api as registry_api
 
 router = APIRouter(prefix="/api/versions", tags=["versions"])
 
@@ -29,7 +30,7 @@ LINEAGE_LINKS = ("parent_version_id", "base_version_id", "dataset_version_id")
 
 
 def load_version(r: Any, version_id: str) -> dict[str, Any]:
-    return found(b.call(b.REGISTRY_PROJECTION, "get_version", r, version_id), f"no version {version_id}")
+    return found(registry_api.get_version(r, version_id), f"no version {version_id}")
 
 
 @router.get("", response_model=Page[VersionPublic], dependencies=READ, responses=READ_ERRORS)
@@ -39,7 +40,7 @@ def list_versions(
     job_id: Annotated[str | None, Query()] = None,
     include_trashed: Annotated[bool, Query()] = False,
 ) -> dict:
-    items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, kind=kind, job_id=job_id,
+    items = registry_api.list_versions(r, kind=kind, job_id=job_id,
                    include_trashed=include_trashed)
     return paginate(items, *page)
 
@@ -47,13 +48,13 @@ def list_versions(
 @router.get("/aliases", response_model=dict[str, str], dependencies=READ, responses=READ_ERRORS)
 def aliases(r: RedisDep) -> dict:
     """Every alias and the version it points to."""
-    return b.call(b.REGISTRY_PROJECTION, "get_aliases", r)
+    return registry_api.get_aliases(r)
 
 
 @router.get("/storage", response_model=StorageUsed, dependencies=READ, responses=READ_ERRORS)
 def storage_used(r: RedisDep) -> dict:
     """Bytes stored: logical (sum over versions) and unique (each blob counted once)."""
-    items = b.call(b.REGISTRY_PROJECTION, "list_versions", r, include_trashed=True)
+    items = registry_api.list_versions(r, include_trashed=True)
     logical, blobs, by_kind = 0, {}, {}
     for v in items:
         for f in v.get("files") or []:
@@ -96,7 +97,7 @@ def lineage(version_id: str, r: RedisDep, registry: RegistryDep) -> dict:
                 todo.append(parent)
     job_id = nodes[version_id].get("job_id")
     if job_id:  # siblings: the job's other checkpoints, in step order
-        for v in b.call(b.REGISTRY_PROJECTION, "list_versions", r, job_id=job_id, include_trashed=True):
+        for v in registry_api.list_versions(r, job_id=job_id, include_trashed=True):
             vid = v.get("version_id")
             if vid and vid not in nodes:
                 nodes[vid] = {"version_id": vid, "kind": v.get("kind"), "name": v.get("name"),
@@ -115,39 +116,39 @@ def download(version_id: str, r: RedisDep, registry: RegistryDep,
     return {"version_id": version_id, "files": files}
 
 
-def _command(name: str, version_id: str, r: Any, reg: Any, *args: Any, **kwargs: Any) -> dict:
+def _command(command: Callable[..., Any], version_id: str, r: Any, reg: Any, *args: Any, **kwargs: Any) -> dict:
     load_version(r, version_id)
-    result = b.call(b.REGISTRY_COMMANDS, name, reg, *args, **kwargs)
-    return {"version_id": version_id, "action": name, "result": result if isinstance(result, (str, int, bool)) else None}
+    result = command(reg, *args, **kwargs)
+    return {"version_id": version_id, "action": command.__name__, "result": result if isinstance(result, (str, int, bool)) else None}
 
 
 @router.post("/{version_id}/protect", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def protect(version_id: str, body: ProtectBody, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Pin the version: it cannot be trashed or purged while pinned."""
-    return _command("protect", version_id, r, reg, version_id, reason=body.reason)
+    return _command(registry_api.protect, version_id, r, reg, version_id, reason=body.reason)
 
 
 @router.post("/{version_id}/unprotect", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def unprotect(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Remove the pin (aliases and deployments still protect the version)."""
-    return _command("unprotect", version_id, r, reg, version_id)
+    return _command(registry_api.unprotect, version_id, r, reg, version_id)
 
 
 @router.post("/{version_id}/aliases", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def move_alias(version_id: str, body: AliasCreate, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Point an alias at this version (moving it if it exists)."""
     load_version(r, version_id)
-    b.call(b.REGISTRY_COMMANDS, "move_alias", reg, body.alias, version_id)
+    registry_api.move_alias(reg, body.alias, version_id)
     return {"version_id": version_id, "action": "move_alias", "result": body.alias}
 
 
 @router.post("/{version_id}/trash", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def trash(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Move the version to the trash (refused for protected versions); ``result`` says when it may be purged."""
-    return _command("trash", version_id, r, reg, version_id)
+    return _command(registry_api.trash, version_id, r, reg, version_id)
 
 
 @router.post("/{version_id}/restore", response_model=VersionAction, status_code=202, dependencies=WRITE, responses=WRITE_ERRORS)
 def restore(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Take the version back out of the trash."""
-    return _command("restore", version_id, r, reg, version_id)
+    return _command(registry_api.restore, version_id, r, reg, version_id)
