@@ -31,18 +31,60 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Event], None]
 
 
-def publish(r: redis.Redis, event: Event, stream: str | None = None) -> str:
-    """Append ``event`` to its stream and return the entry id."""
+@dataclass(frozen=True)
+class Marker:
+    """A hash field written together with an event: ``HSET key field value`` (``value`` defaults to the event's
+    id), so whoever checks the marker never sees it without the event, nor the event without it."""
+
+    key: str
+    field: str
+    value: str | None = None
+
+
+# XADD guarded by a string key: a retry of the same publish (the command ran, its reply was lost) finds the
+# key and returns the first entry id instead of appending the event again.
+_PUBLISH_ONCE = """
+local done = redis.call('GET', KEYS[1])
+if done then return done end
+local id = redis.call('XADD', KEYS[2], '*', 'type', ARGV[1], 'event', ARGV[2])
+redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[3]))
+return id
+"""
+
+
+def _fields(event: Event) -> dict[str, str]:
+    return {"type": event.type, "event": event.to_json()}
+
+
+def _id(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def publish(r: redis.Redis, event: Event, stream: str | None = None, *, marker: Marker | None = None,
+            once_key: str | None = None, once_ttl_s: int = 3600) -> str:
+    """Append ``event`` to its stream (``stream`` overrides) and return the entry id. The one way to publish.
+
+    ``marker``: the XADD and the marker's HSET run in one MULTI/EXEC (``r`` must be a client, not a pipeline).
+    ``once_key``: the XADD is skipped when that key exists (set to the entry id for ``once_ttl_s`` seconds), in
+    one Lua script, so retrying a publish whose reply was lost appends nothing twice.
+    A pipeline as ``r`` queues the XADD in it (no id is returned until it executes).
+    """
     target = stream or streams.stream_for(event.type)
-    entry_id = r.xadd(target, {"type": event.type, "event": event.to_json()})
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    if once_key is not None:
+        return _id(r.eval(_PUBLISH_ONCE, 2, once_key, target, event.type, event.to_json(), once_ttl_s))
+    if marker is None:
+        return _id(r.xadd(target, _fields(event)))
+    pipe = r.pipeline(transaction=True)
+    pipe.xadd(target, _fields(event))
+    pipe.hset(marker.key, marker.field, marker.value if marker.value is not None else event.id)
+    return _id(pipe.execute()[0])
 
 
 def publish_many(r: redis.Redis, events: Iterable[Event]) -> list[str]:
     pipe = r.pipeline(transaction=False)
     for event in events:
-        pipe.xadd(streams.stream_for(event.type), {"type": event.type, "event": event.to_json()})
-    return [i.decode() if isinstance(i, bytes) else i for i in pipe.execute()]
+        pipe.xadd(streams.stream_for(event.type), _fields(event))
+    return [_id(i) for i in pipe.execute()]
 
 
 def read_all(r: redis.Redis, stream: str, start: str = "-", count: int = 1000) -> Iterable[tuple[str, Event]]:

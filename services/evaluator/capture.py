@@ -28,6 +28,7 @@ from services.evaluator.metrics import SemanticScorer
 from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files
 from services.registry.api import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
+from shared.bus import Marker, publish
 from shared.events import Event, SnapshotCaptured, SnapshotFailed
 from shared.modeling import render
 from shared.settings import EvaluatorSettings
@@ -83,10 +84,7 @@ class Capturer:
             SnapshotCaptured(version_id=req.version_id, step=req.step, key=key, aggregates=doc["aggregates"]),
             job_id=req.job_id, cause=cause,
         )
-        pipe = self.r.pipeline(transaction=True)
-        pipe.xadd(streams.EVOLUTION, {"type": event.type, "event": event.to_json()})
-        pipe.hset(CAPTURED_KEY, f"{req.job_id}:{req.step}", event.id)
-        pipe.execute()
+        publish(self.r, event, marker=Marker(CAPTURED_KEY, f"{req.job_id}:{req.step}"))
         log.info("snapshot.captured %s step %d (%d examples)", req.job_id, req.step, len(doc["examples"]))
         return event
 
@@ -172,10 +170,7 @@ class Capturer:
         log.error("snapshot of %s step %s failed: %s", req.job_id, req.step, reason)
         event = Event.create("snapshot.failed", SnapshotFailed(version_id=req.version_id, step=req.step, reason=reason),
                              job_id=req.job_id, cause=cause)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.xadd(streams.EVOLUTION, {"type": event.type, "event": event.to_json()})
-        pipe.hset(FAILED_KEY, field, event.id)
-        pipe.execute()
+        publish(self.r, event, marker=Marker(FAILED_KEY, field))
         return event
 
     def _work_dir(self) -> Path:

@@ -19,7 +19,7 @@ from services.registry.projection import get_version, list_versions
 from services.registry.store import Stored, store_version
 from services.registry.versioning import VersionKind, dataset_version_id, normalise_files
 from shared import storage
-from shared.bus import Handler, publish
+from shared.bus import Handler, Marker, publish
 from shared.events import CheckpointSaved, DatasetStored, Event, SnapshotCaptured, VersionStored
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,9 @@ def version_stored_event(manifest: dict[str, Any], *, bytes_uploaded: int = 0, c
 
 
 def publish_stored(reg: Registry, source_id: str, stored: Stored, cause: Event | None = None) -> Event:
-    """XADD ``version.stored`` and record ``source_id`` as published, atomically."""
+    """Publish ``version.stored`` and record ``source_id`` as published, atomically."""
     event = version_stored_event(stored.manifest, bytes_uploaded=stored.bytes_uploaded, cause=cause)
-    pipe = reg.r.pipeline(transaction=True)
-    publish(pipe, event)
-    pipe.hset(PUBLISHED_KEY, source_id, stored.manifest["version_id"])
-    pipe.execute()
+    publish(reg.r, event, marker=Marker(PUBLISHED_KEY, source_id, stored.manifest["version_id"]))
     return event
 
 

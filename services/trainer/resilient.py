@@ -4,9 +4,8 @@
   backoff for up to ``WORKER_PATIENCE_S`` while the server is down or loading its AOF.
 * ``call(fn, ...)``: one idempotent Redis operation retried with backoff (tenacity) on connection errors,
   for up to ``patience_s`` (the training step waits meanwhile; a restart loses nothing).
-* ``publish_once(r, event)``: XADD through a Lua script guarded by a per-event marker key, so a retry after
-  a lost reply (the command ran, the answer did not arrive) never appends the event twice; same stream
-  entry format as ``shared.bus.publish``.
+* ``publish_once(r, event)``: ``shared.bus.publish`` guarded by a per-event marker key (``once_key``), so a
+  retry after a lost reply (the command ran, the answer did not arrive) never appends the event twice.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from redis.retry import Retry
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared import streams
+from shared.bus import publish
 from shared.events import Event
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,6 @@ DEFAULT_PATIENCE_S = 30.0  # elsewhere (API calls of the trainer's functions): f
 MARKER_TTL_S = 3600
 _patience = {"s": DEFAULT_PATIENCE_S}
 
-_PUBLISH = """
-local done = redis.call('GET', KEYS[1])
-if done then return done end
-local id = redis.call('XADD', KEYS[2], '*', 'type', ARGV[1], 'event', ARGV[2])
-redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[3]))
-return id
-"""
 
 
 def set_patience(seconds: float) -> None:
@@ -80,10 +73,5 @@ def marker_key(event_id: str) -> str:
 
 def publish_once(r: redis.Redis, event: Event, stream: str | None = None, patience_s: float | None = None) -> str:
     """Append ``event`` to its stream exactly once, retrying while Redis is down; returns the entry id."""
-    target = stream or streams.stream_for(event.type)
-
-    def attempt() -> str:
-        entry_id = r.eval(_PUBLISH, 2, marker_key(event.id), target, event.type, event.to_json(), MARKER_TTL_S)
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-
-    return call(attempt, what=f"publishing {event.type}", patience_s=patience_s)
+    return call(publish, r, event, stream, once_key=marker_key(event.id), once_ttl_s=MARKER_TTL_S,
+                what=f"publishing {event.type}", patience_s=patience_s)
