@@ -19,8 +19,11 @@ test: bootstrap
 test-fast: bootstrap
 	$(PY) -m pytest -m "not slow and not browser and not compose" $(PYTEST_ARGS)
 
+# ruff (incl. C901 complexity <= 12), the import contracts (pyproject [tool.importlinter]), the size limits.
 lint: bootstrap
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
+	$(PY) scripts/size_check.py
 
 bench: bootstrap
 	$(PY) -m bench.run_all $(BENCH_ARGS)
