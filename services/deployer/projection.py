@@ -9,25 +9,58 @@ Keys (namespace ``ty:view:<ns>:deployments:``):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from services.deployer.domain import SERVING_NAME, DeploymentStatus
+from shared import events as ev
 from shared import streams
 from shared.events import Event
 from shared.projection import LIVE, View
 
 NAME = "deployments"
 
-_STATUS = {
-    "deployment.requested": DeploymentStatus.REQUESTED,
-    "deployment.pushed": DeploymentStatus.PUSHED,
-    "deployment.verified": DeploymentStatus.VERIFIED,
-    "deployment.failed": DeploymentStatus.FAILED,
-    "deployment.rolled_back": DeploymentStatus.ROLLED_BACK,
-}
 _FINAL = {DeploymentStatus.VERIFIED, DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK}
+Record = dict[str, Any]
+
+
+def _new_record(view: View, event: Event, p: Any, requested: bool) -> Record:
+    rec: Record = {"deployment_id": p.deployment_id, "version_id": p.version_id, "target": p.target,
+                   "reason": p.reason if requested else None,
+                   "requested_at": event.occurred_at.isoformat() if requested else None, "job_id": event.job_id}
+    if requested:
+        rec.update(adapter_name=None, error=None, checked=None, matched=None, latency_ms=None,
+                   restored_version_id=None)
+    view.pipe.rpush(view.key("target", p.target), p.deployment_id)
+    return rec
+
+
+def _nothing_more(view: View, event: Event, p: Any, rec: Record) -> None:
+    """deployment.requested, deployment.pushed: the status (and adapter name) is all that changes."""
+
+
+def _verified(view: View, event: Event, p: ev.DeploymentVerified, rec: Record) -> None:
+    rec.update(checked=p.checked, matched=p.matched, latency_ms=p.latency_ms, finished_at=event.occurred_at.isoformat())
+    current = {"deployment_id": p.deployment_id, "version_id": p.version_id, "adapter_name": p.adapter_name,
+               "serving_name": SERVING_NAME}
+    view.pipe.hset(view.key("current"), p.target, json.dumps(current, sort_keys=True))
+
+
+def _ended(view: View, event: Event, p: ev.DeploymentFailed | ev.DeploymentRolledBack, rec: Record) -> None:
+    rec.update(error=p.reason, finished_at=event.occurred_at.isoformat(),
+               restored_version_id=getattr(p, "restored_version_id", None))
+
+
+# event type -> (the status it records, what else it changes), each given the parsed payload
+STEPS: dict[str, tuple[DeploymentStatus, Callable[[View, Event, Any, Record], None]]] = {
+    "deployment.requested": (DeploymentStatus.REQUESTED, _nothing_more),
+    "deployment.pushed": (DeploymentStatus.PUSHED, _nothing_more),
+    "deployment.verified": (DeploymentStatus.VERIFIED, _verified),
+    "deployment.failed": (DeploymentStatus.FAILED, _ended),
+    "deployment.rolled_back": (DeploymentStatus.ROLLED_BACK, _ended),
+}
 
 
 class DeploymentsProjection:
@@ -35,43 +68,28 @@ class DeploymentsProjection:
     streams = (streams.DEPLOYMENTS,)
 
     def apply(self, view: View, event: Event) -> None:
-        status = _STATUS.get(event.type)
-        if status is None:
+        step = STEPS.get(event.type)
+        if step is None:
             return
-        p = event.payload
-        dep_id = p["deployment_id"]
-        raw = view.hget("deployments", dep_id)
-        rec: dict[str, Any] = json.loads(raw) if raw else {}
-        at = event.occurred_at.isoformat()
-        if status == DeploymentStatus.REQUESTED:
-            if rec:
-                return  # a repeated request changes nothing
-            rec = {"deployment_id": dep_id, "version_id": p["version_id"], "target": p["target"],
-                   "reason": p.get("reason", "manual"), "requested_at": at, "job_id": event.job_id,
-                   "adapter_name": None, "error": None, "checked": None, "matched": None, "latency_ms": None,
-                   "restored_version_id": None}
-            view.pipe.rpush(view.key("target", p["target"]), dep_id)
-        elif not rec:
-            rec = {"deployment_id": dep_id, "version_id": p["version_id"], "target": p["target"],
-                   "reason": None, "requested_at": None, "job_id": event.job_id}
-            view.pipe.rpush(view.key("target", p["target"]), dep_id)
+        status, change = step
+        p = event.typed()
+        raw = view.hget("deployments", p.deployment_id)  # type: ignore[attr-defined]
+        rec: Record = json.loads(raw) if raw else {}
+        requested = status == DeploymentStatus.REQUESTED
+        if requested and rec:
+            return  # a repeated request changes nothing
+        if not rec:
+            rec = _new_record(view, event, p, requested)
         if rec.get("status") in _FINAL and status not in _FINAL:
             return  # out-of-order: an outcome is never overwritten by an earlier step
         rec["status"] = status.value
-        rec["updated_at"] = at
+        rec["updated_at"] = event.occurred_at.isoformat()
         if event.job_id and not rec.get("job_id"):
             rec["job_id"] = event.job_id
-        if "adapter_name" in p:
-            rec["adapter_name"] = p["adapter_name"]
-        if status == DeploymentStatus.VERIFIED:
-            rec.update(checked=p.get("checked"), matched=p.get("matched"), latency_ms=p.get("latency_ms"),
-                       finished_at=at)
-            current = {"deployment_id": dep_id, "version_id": p["version_id"],
-                       "adapter_name": p["adapter_name"], "serving_name": SERVING_NAME}
-            view.pipe.hset(view.key("current"), p["target"], json.dumps(current, sort_keys=True))
-        elif status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK):
-            rec.update(error=p.get("reason"), finished_at=at, restored_version_id=p.get("restored_version_id"))
-        view.pipe.hset(view.key("deployments"), dep_id, json.dumps(rec, sort_keys=True))
+        if "adapter_name" in event.payload:
+            rec["adapter_name"] = event.payload["adapter_name"]
+        change(view, event, p, rec)
+        view.pipe.hset(view.key("deployments"), rec["deployment_id"], json.dumps(rec, sort_keys=True))
 
 
 def _view(r: redis.Redis, ns: str = LIVE) -> View:

@@ -39,6 +39,7 @@ from services.evaluator.queries import (  # noqa: F401 - the read functions live
     step_snapshot,
 )
 from services.registry.api import RegistryClient
+from shared import events as ev
 from shared import streams
 from shared.events import Event
 from shared.projection import View
@@ -65,38 +66,35 @@ class EvolutionProjection:
         self.registry = registry
 
     def apply(self, view: View, event: Event) -> None:
-        if event.type == "snapshot.captured":
-            self._captured(view, event)
-        elif event.type == "snapshot.failed":
-            self._failed(view, event)
+        change = {"snapshot.captured": self._captured, "snapshot.failed": self._failed}.get(event.type)
+        if change is not None:
+            change(view, event, event.typed())
 
     # -- snapshot.failed ----------------------------------------------------------------------------
-    def _failed(self, view: View, event: Event) -> None:
+    def _failed(self, view: View, event: Event, p: ev.SnapshotFailed) -> None:
         job_id = event.job_id
         if not job_id:
             return
-        p = event.payload
-        view.pipe.hset(view.key("failed", job_id), str(p.get("step")),
-                       dumps({"version_id": p.get("version_id"), "reason": p.get("reason"), "step": p.get("step")}))
+        view.pipe.hset(view.key("failed", job_id), str(p.step),
+                       dumps({"version_id": p.version_id, "reason": p.reason, "step": p.step}))
         job = _load(view.hget("jobs", job_id)) or _new_job(job_id)
         job["failed"] = int(view.r.hlen(view.key("failed", job_id))) + (
-            0 if view.r.hexists(view.key("failed", job_id), str(p.get("step"))) else 1)
+            0 if view.r.hexists(view.key("failed", job_id), str(p.step)) else 1)
         view.pipe.hset(view.key("jobs"), job_id, dumps(job))
 
     # -- snapshot.captured --------------------------------------------------------------------------
-    def _captured(self, view: View, event: Event) -> None:
-        p = event.payload
-        doc = self.registry.get_json(p["key"])
+    def _captured(self, view: View, event: Event, p: ev.SnapshotCaptured) -> None:
+        doc = self.registry.get_json(p.key)
         job_id = event.job_id or (doc or {}).get("job_id")
         if not job_id:
             return
-        step = int(p["step"])
+        step = int(p.step)
         if doc is None:
-            log.warning("snapshot document %s is missing; step %d of %s left out", p["key"], step, job_id)
-            view.pipe.hset(view.key("missing", job_id), str(step), p["key"])
+            log.warning("snapshot document %s is missing; step %d of %s left out", p.key, step, job_id)
+            view.pipe.hset(view.key("missing", job_id), str(step), p.key)
             return
         known = {int(s) for s in view.r.hkeys(view.key("steps", job_id))}
-        step_entry = {"step": step, "version_id": doc.get("version_id"), "key": p["key"],
+        step_entry = {"step": step, "version_id": doc.get("version_id"), "key": p.key,
                       "captured_at": doc.get("captured_at"), "aggregates": doc.get("aggregates", {})}
         if step in known or (known and step < max(known)):
             self._recompute(view, job_id, doc, step_entry, known)

@@ -8,10 +8,12 @@ never the raw keys.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from shared import events as ev
 from shared import streams
 from shared.events import Event
 from shared.projection import LIVE, View
@@ -30,49 +32,74 @@ def _save(view: View, doc: dict[str, Any]) -> None:
     view.pipe.hset(view.key("versions"), doc["version_id"], json.dumps(doc, sort_keys=True))
 
 
+def _update(view: View, version_id: str, **changes: Any) -> None:
+    doc = _load(view, version_id)
+    if doc is not None:
+        doc.update(changes)
+        _save(view, doc)
+
+
+def _stored(view: View, event: Event, p: ev.VersionStored) -> None:
+    doc = _load(view, p.version_id) or {
+        "version_id": p.version_id, "pinned": False, "pin_reason": "", "trashed_at": None,
+        "retention_days": None, "replicas": [],
+    }
+    doc.update({k: event.payload.get(k) for k in DESCRIPTIVE})  # as written (JSON), unknown extras included
+    doc["job_id"] = p.lineage.get("job_id") or event.job_id
+    _save(view, doc)
+
+
+def _replicated(view: View, event: Event, p: ev.VersionReplicated) -> None:
+    doc = _load(view, p.version_id)
+    if doc is not None and p.replica not in doc["replicas"]:
+        doc["replicas"] = sorted([*doc["replicas"], p.replica])
+        _save(view, doc)
+
+
+def _alias_moved(view: View, event: Event, p: ev.AliasMoved) -> None:
+    if p.removed:
+        view.pipe.hdel(view.key("aliases"), p.alias)
+    else:
+        view.pipe.hset(view.key("aliases"), p.alias, p.version_id)
+
+
+def _protected(view: View, event: Event, p: ev.VersionProtected) -> None:
+    _update(view, p.version_id, pinned=p.protected, pin_reason=p.reason if p.protected else "")
+
+
+def _trashed(view: View, event: Event, p: ev.VersionTrashed) -> None:
+    _update(view, p.version_id, trashed_at=p.trashed_at or event.occurred_at.isoformat(),
+            retention_days=p.retention_days)
+
+
+def _restored(view: View, event: Event, p: ev.VersionRestored) -> None:
+    _update(view, p.version_id, trashed_at=None, retention_days=None)
+
+
+def _purged(view: View, event: Event, p: ev.VersionPurged) -> None:
+    view.pipe.hdel(view.key("versions"), p.version_id)
+
+
+def _verify_failed(view: View, event: Event, p: ev.RegistryVerifyFailed) -> None:
+    view.pipe.set(view.key("last_verify_failed"), json.dumps({**event.payload, "at": event.occurred_at.isoformat()}))
+
+
+# event type -> its change of the view, given the parsed payload
+APPLY: dict[str, Callable[[View, Event, Any], None]] = {
+    "version.stored": _stored, "version.replicated": _replicated, "alias.moved": _alias_moved,
+    "version.protected": _protected, "version.trashed": _trashed, "version.restored": _restored,
+    "version.purged": _purged, "registry.verify_failed": _verify_failed,
+}
+
+
 class VersionsProjection:
     name = NAME
     streams = (streams.REGISTRY,)
 
     def apply(self, view: View, event: Event) -> None:
-        p = event.payload
-        if event.type == "version.stored":
-            doc = _load(view, p["version_id"]) or {
-                "version_id": p["version_id"], "pinned": False, "pin_reason": "", "trashed_at": None,
-                "retention_days": None, "replicas": [],
-            }
-            doc.update({k: p.get(k) for k in DESCRIPTIVE})
-            doc["job_id"] = (p.get("lineage") or {}).get("job_id") or event.job_id
-            _save(view, doc)
-        elif event.type == "version.replicated":
-            doc = _load(view, p["version_id"])
-            if doc is not None and p["replica"] not in doc["replicas"]:
-                doc["replicas"] = sorted([*doc["replicas"], p["replica"]])
-                _save(view, doc)
-        elif event.type == "alias.moved":
-            if p.get("removed"):
-                view.pipe.hdel(view.key("aliases"), p["alias"])
-            else:
-                view.pipe.hset(view.key("aliases"), p["alias"], p["version_id"])
-        elif event.type == "version.protected":
-            self._update(view, p["version_id"], pinned=bool(p.get("protected", True)),
-                         pin_reason=p.get("reason", "") if p.get("protected", True) else "")
-        elif event.type == "version.trashed":
-            self._update(view, p["version_id"], trashed_at=p.get("trashed_at") or event.occurred_at.isoformat(),
-                         retention_days=p["retention_days"])
-        elif event.type == "version.restored":
-            self._update(view, p["version_id"], trashed_at=None, retention_days=None)
-        elif event.type == "version.purged":
-            view.pipe.hdel(view.key("versions"), p["version_id"])
-        elif event.type == "registry.verify_failed":
-            view.pipe.set(view.key("last_verify_failed"), json.dumps({**p, "at": event.occurred_at.isoformat()}))
-
-    @staticmethod
-    def _update(view: View, version_id: str, **changes: Any) -> None:
-        doc = _load(view, version_id)
-        if doc is not None:
-            doc.update(changes)
-            _save(view, doc)
+        change = APPLY.get(event.type)
+        if change is not None:
+            change(view, event, event.typed())
 
 
 # -- read functions ---------------------------------------------------------------------------------------
