@@ -20,8 +20,8 @@ from services.deployer.domain import DeployPolicy
 from services.deployer.state import DeployerState
 from services.registry.api import NotFoundError
 from shared import storage
-from shared.bus import Handler
-from shared.events import Event
+from shared.bus import Handler, receives
+from shared.events import DeploymentRequested, Event, JobCompleted, JobQueued, SnapshotCaptured, VersionStored
 
 log = logging.getLogger(__name__)
 
@@ -44,39 +44,43 @@ class DeployerHandlers:
         }
 
     # -- handlers -----------------------------------------------------------------------------------
-    def on_deployment_requested(self, event: Event) -> None:
+    @receives(DeploymentRequested)
+    def on_deployment_requested(self, event: Event, p: DeploymentRequested) -> None:
         self.deployer.execute(event)
 
-    def on_job_queued(self, event: Event) -> None:
+    @receives(JobQueued)
+    def on_job_queued(self, event: Event, p: JobQueued) -> None:
         if not event.job_id:
             return
-        spec = event.payload.get("spec") or {}
+        spec = p.spec
         self.state.update_job(event.job_id, policy=policy.parse_policy(spec).value,
                               target=spec.get("deploy_target"), metric=spec.get("deploy_metric"))
 
-    def on_job_completed(self, event: Event) -> None:
+    @receives(JobCompleted)
+    def on_job_completed(self, event: Event, p: JobCompleted) -> None:
         if not event.job_id:
             return
-        self.state.update_job(event.job_id, completed=True, completed_step=event.payload.get("step"))
+        self.state.update_job(event.job_id, completed=True, completed_step=p.step)
         self._maybe_deploy(event.job_id, event)
 
-    def on_version_stored(self, event: Event) -> None:
-        p = event.payload
-        if p.get("kind") != "adapter":
+    @receives(VersionStored)
+    def on_version_stored(self, event: Event, p: VersionStored) -> None:
+        if p.kind != "adapter":
             return
-        job_id = event.job_id or self._lineage(p["version_id"]).get("job_id")
+        job_id = event.job_id or self._lineage(p.version_id).get("job_id")
         if not job_id:
             return
         job = self.state.job(job_id)
-        versions = {**job.get("versions", {}), str(p.get("step") or 0): p["version_id"]}
+        versions = {**job.get("versions", {}), str(p.step or 0): p.version_id}
         fields: dict[str, Any] = {"versions": versions}
-        if p.get("final"):
-            fields["final_version"] = p["version_id"]
+        if p.final:
+            fields["final_version"] = p.version_id
         self.state.update_job(job_id, **fields)
         self._maybe_deploy(job_id, event)
 
-    def on_snapshot_captured(self, event: Event) -> None:
-        version_id = event.payload.get("version_id")
+    @receives(SnapshotCaptured)
+    def on_snapshot_captured(self, event: Event, p: SnapshotCaptured) -> None:
+        version_id = p.version_id
         if not version_id:
             return  # the step-0 baseline of the base model
         self.state.add_snapshot(version_id)

@@ -36,15 +36,13 @@ class Handlers:
             "version.stored": self.on_version_stored,
         }
 
-    def on_job_queued(self, event: Event) -> None:
-        payload = event.typed()
-        assert isinstance(payload, JobQueued)
+    @bus.receives(JobQueued)
+    def on_job_queued(self, event: Event, payload: JobQueued) -> None:
         if event.job_id:
             self.r.hset(SPECS_KEY, event.job_id, json.dumps(payload.spec))
 
-    def on_job_started(self, event: Event) -> None:
-        payload = event.typed()
-        assert isinstance(payload, JobStarted)
+    @bus.receives(JobStarted)
+    def on_job_started(self, event: Event, payload: JobStarted) -> None:
         if payload.attempt != 1 or not event.job_id:
             return
         spec = self.spec(event.job_id)
@@ -53,9 +51,8 @@ class Handlers:
             cause=event,
         )
 
-    def on_version_stored(self, event: Event) -> None:
-        payload = event.typed()
-        assert isinstance(payload, VersionStored)
+    @bus.receives(VersionStored)
+    def on_version_stored(self, event: Event, payload: VersionStored) -> None:
         if payload.kind != "adapter":
             return
         try:

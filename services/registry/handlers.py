@@ -19,7 +19,7 @@ from services.registry.projection import get_version, list_versions
 from services.registry.store import Stored, store_version
 from services.registry.versioning import VersionKind, dataset_version_id, normalise_files
 from shared import storage
-from shared.bus import Handler, Marker, publish
+from shared.bus import Handler, Marker, publish, receives
 from shared.events import CheckpointSaved, DatasetStored, Event, SnapshotCaptured, VersionStored
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,10 @@ def parent_version(reg: Registry, job_id: str | None, step: int) -> str | None:
     return max(earlier, key=lambda v: v.get("step") or 0)["version_id"] if earlier else None
 
 
-def on_checkpoint_saved(reg: Registry, event: Event) -> None:
+@receives(CheckpointSaved)
+def on_checkpoint_saved(reg: Registry, event: Event, p: CheckpointSaved) -> None:
     if reg.r.hexists(PUBLISHED_KEY, event.id):
         return  # redelivered after version.stored went out
-    p = event.typed()
-    assert isinstance(p, CheckpointSaved)
     files = normalise_files(f.model_dump() for f in p.files)
     ds_id = dataset_version_id(p.dataset_sha256)
     lineage = {
@@ -96,18 +95,16 @@ def on_checkpoint_saved(reg: Registry, event: Event) -> None:
              version_id, stored.bytes_uploaded)
 
 
-def on_dataset_stored(reg: Registry, event: Event) -> None:
-    p = event.typed()
-    assert isinstance(p, DatasetStored)
+@receives(DatasetStored)
+def on_dataset_stored(reg: Registry, event: Event, p: DatasetStored) -> None:
     if reg.r.hexists(PUBLISHED_KEY, p.version_id) or get_version(reg.r, p.version_id) is not None:
         return
     manifest = reg.primary.manifest(p.version_id)
     publish_stored(reg, p.version_id, Stored(manifest, 0, False), cause=event)
 
 
-def on_snapshot_captured(reg: Registry, event: Event) -> None:
-    p = event.typed()
-    assert isinstance(p, SnapshotCaptured)
+@receives(SnapshotCaptured)
+def on_snapshot_captured(reg: Registry, event: Event, p: SnapshotCaptured) -> None:
     if p.version_id and reg.primary.has_manifest(p.version_id):
         consider_best(reg, p.version_id, p.aggregates, cause=event)
 

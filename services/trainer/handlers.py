@@ -15,7 +15,8 @@ import redis
 
 from services.trainer import checkpoints
 from shared import streams
-from shared.events import Event
+from shared.bus import Handler, receives
+from shared.events import Event, VersionStored
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,19 @@ class RetentionHandlers:
         self.r = r
         self.keep = keep
 
-    def on_version_stored(self, event: Event) -> None:
-        p = event.payload
-        if p.get("kind") != "adapter" or not p.get("checkpoint_event_id"):
+    @receives(VersionStored)
+    def on_version_stored(self, event: Event, p: VersionStored) -> None:
+        if p.kind != "adapter" or not p.checkpoint_event_id:
             return
-        raw = self.r.hget(CHECKPOINTS_KEY, p["checkpoint_event_id"])
+        raw = self.r.hget(CHECKPOINTS_KEY, p.checkpoint_event_id)
         if raw is None:
             return  # not a checkpoint of this trainer
         ckpt = json.loads(raw)
-        if not checkpoints.matches(ckpt["files"], p.get("files", [])):
-            log.warning("version %s does not match local checkpoint %s: keeping it", p["version_id"], ckpt["dir"])
+        if not checkpoints.matches(ckpt["files"], [f.model_dump() for f in p.files]):
+            log.warning("version %s does not match local checkpoint %s: keeping it", p.version_id, ckpt["dir"])
             return
         self.r.sadd(CONFIRMED_KEY, ckpt["dir"])
         checkpoints.prune(Path(ckpt["dir"]).parent, confirmed_dirs(self.r), self.keep)
 
-    def handlers(self) -> dict:
+    def handlers(self) -> dict[str, Handler]:
         return {"version.stored": self.on_version_stored}
