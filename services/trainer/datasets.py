@@ -151,6 +151,56 @@ def to_messages(record: Any, fmt: DatasetFormat) -> Messages:
     return [{"role": "assistant", "content": _text(record, "text")}]
 
 
+@dataclass
+class _Reader:
+    """Reads one line at a time, remembering the file's format and the example ids seen so far."""
+
+    forced: DatasetFormat | None
+    max_chars: int
+    file_fmt: DatasetFormat | None = None
+    id_lines: dict[str, int] = field(default_factory=dict)  # explicit example id -> first line
+
+    def example(self, lineno: int, raw: bytes) -> Example | None:
+        """The line's example, or None for a blank line; raises ``_Bad`` with the reason for a bad one."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Bad(f"not UTF-8 (byte {exc.start})") from None
+        if not text.strip():
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise _Bad(f"invalid JSON: {exc}") from None
+        messages = to_messages(record, self.format_of(record))
+        size = sum(len(m["content"]) for m in messages)
+        if size > self.max_chars:
+            raise _Bad(f"over-long example ({size} characters, limit {self.max_chars})")
+        return Example(lineno, self.example_id(record, lineno), messages)
+
+    def format_of(self, record: Any) -> DatasetFormat:
+        line_fmt = detect_format(record)
+        if line_fmt is None:
+            what = "a JSON object" if isinstance(record, dict) else type(record).__name__
+            raise _Bad(f"unknown format ({what} without messages/conversations/prompt+completion/"
+                       "instruction+output/text fields)")
+        if self.file_fmt is None:
+            self.file_fmt = line_fmt
+        elif line_fmt != self.file_fmt and self.forced is None:
+            raise _Bad(f"mixed formats: this line is {line_fmt.value}, the file is {self.file_fmt.value}")
+        return self.file_fmt
+
+    def example_id(self, record: dict[str, Any], lineno: int) -> str:
+        ex_id = record.get("id")
+        if not isinstance(ex_id, str | int):
+            return f"line-{lineno}"
+        if not isinstance(ex_id, bool):
+            first = self.id_lines.setdefault(str(ex_id), lineno)
+            if first != lineno:
+                raise _Bad(f"duplicate id {str(ex_id)!r} (first used on line {first})")
+        return str(ex_id)
+
+
 def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *,
                       max_chars: int = DEFAULT_MAX_CHARS) -> ValidatedDataset:
     """Parse and validate a .jsonl file; raise DatasetError whose report names every bad line and why.
@@ -160,68 +210,29 @@ def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *,
     """
     path = Path(path)
     forced = DatasetFormat(fmt) if fmt else None
+    reader = _Reader(forced, max_chars, file_fmt=forced)
     problems: list[str] = []
     n_problems = 0
     examples: list[Example] = []
-    id_lines: dict[str, int] = {}  # explicit example id -> first line (tracked rows are keyed by id)
-    file_fmt = forced
-
-    def bad(lineno: int, reason: str) -> None:
-        nonlocal n_problems
-        n_problems += 1
-        if len(problems) < MAX_REPORTED:
-            problems.append(f"line {lineno}: {reason}")
-
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DatasetError([f"cannot read file: {exc.strerror or exc}"], str(path)) from None
     for lineno, raw in enumerate(data.splitlines(keepends=True), start=1):
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad(lineno, f"not UTF-8 (byte {exc.start})")
-            continue
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except ValueError as exc:
-            bad(lineno, f"invalid JSON: {exc}")
-            continue
-        line_fmt = detect_format(record)
-        if line_fmt is None:
-            what = "a JSON object" if isinstance(record, dict) else type(record).__name__
-            bad(lineno, f"unknown format ({what} without messages/conversations/prompt+completion/"
-                        "instruction+output/text fields)")
-            continue
-        if file_fmt is None:
-            file_fmt = line_fmt
-        elif line_fmt != file_fmt and forced is None:
-            bad(lineno, f"mixed formats: this line is {line_fmt.value}, the file is {file_fmt.value}")
-            continue
-        try:
-            messages = to_messages(record, file_fmt)
+            example = reader.example(lineno, raw)
         except _Bad as exc:
-            bad(lineno, str(exc))
+            n_problems += 1
+            if len(problems) < MAX_REPORTED:
+                problems.append(f"line {lineno}: {exc}")
             continue
-        size = sum(len(m["content"]) for m in messages)
-        if size > max_chars:
-            bad(lineno, f"over-long example ({size} characters, limit {max_chars})")
-            continue
-        ex_id = record.get("id")
-        if isinstance(ex_id, str | int) and not isinstance(ex_id, bool):
-            first = id_lines.setdefault(str(ex_id), lineno)
-            if first != lineno:
-                bad(lineno, f"duplicate id {str(ex_id)!r} (first used on line {first})")
-                continue
-        examples.append(Example(lineno, str(ex_id) if isinstance(ex_id, str | int) else f"line-{lineno}",
-                                messages))
+        if example is not None:
+            examples.append(example)
     if not examples and not n_problems:
-        bad(0, "no examples (the file is empty)")
+        n_problems, problems = 1, ["line 0: no examples (the file is empty)"]
     if n_problems:
         if n_problems > len(problems):
             problems.append(f"... and {n_problems - len(problems)} more problem(s)")
         raise DatasetError(problems, str(path))
-    assert file_fmt is not None
-    return ValidatedDataset(path=path, format=file_fmt, sha256=sha256_file(path), examples=examples)
+    assert reader.file_fmt is not None
+    return ValidatedDataset(path=path, format=reader.file_fmt, sha256=sha256_file(path), examples=examples)
