@@ -83,14 +83,37 @@ def drop_in_inbox(inbox: Path, spec: dict[str, Any]) -> Path:
 
 
 def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoResult | None:
-    from services.deployer.api import list_deployments
-    from services.evaluator.api import UnknownJobError, curve
-    from services.registry.api import list_versions
-    from services.stack.projections import all_projections
-    from services.trainer.api import get_job, job_metrics, list_jobs
-    from shared.projection import rebuild
-
+    """Start the stack, drop the demo job into the inbox, follow it to a deployment, check the rebuild."""
     state_dir = state_dir.resolve()
+    settings, model_dir = _prepare(state_dir, console)
+    stack = Stack(settings, base_model=str(model_dir))
+    t0 = time.monotonic()
+    result: DemoResult | None = None
+    try:
+        with console.status("starting the stack") as st:
+            state = stack.up(progress=lambda m: st.update(f"starting the stack: {m}"))
+        console.print(f"stack up in {time.monotonic() - t0:.0f}s (logs in {state_dir}/logs)")
+        r = redis.Redis.from_url(state.redis_url, decode_responses=False)
+        drop_in_inbox(state_dir / "inbox", demo_spec(model_dir, steps))
+        console.print("dropped demo.jsonl (55 chat pairs) and demo.yaml into the inbox")
+        job, points, deployment = _follow(r, steps, console)
+        result = _check(r, state, job, points, deployment)
+        _summary(console, result, state, time.monotonic() - t0)
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        console.print(f"logs: {state_dir}/logs")
+    finally:
+        if keep and result is not None and result.ok:
+            console.print("the stack keeps running: `trainyard down --state-dir "
+                          f"{state_dir}` stops it")
+        else:
+            with console.status("stopping the stack"):
+                down(state_dir)
+    return result
+
+
+def _prepare(state_dir: Path, console: Console) -> tuple[StackSettings, Path]:
+    """A clean state directory (a previous stack stopped) and the tiny model, built once."""
     if (state_dir / "stack.json").exists():
         down(state_dir)
     for sub in ("redis", "s3", "inbox", "control", "checkpoints", "inference", "logs"):
@@ -100,79 +123,72 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
     if not (model_dir / "config.json").exists():
         with console.status("building the tiny Qwen3 (random init, local BPE tokenizer)"):
             build_tiny_model(model_dir)
-    stack = Stack(settings, base_model=str(model_dir))
-    t0 = time.monotonic()
-    ok = False
-    result: DemoResult | None = None
-    try:
-        with console.status("starting the stack") as st:
-            state = stack.up(progress=lambda m: st.update(f"starting the stack: {m}"))
-        console.print(f"stack up in {time.monotonic() - t0:.0f}s (logs in {state_dir}/logs)")
-        r = redis.Redis.from_url(state.redis_url, decode_responses=False)
-        drop_in_inbox(state_dir / "inbox", demo_spec(model_dir, steps))
-        console.print("dropped demo.jsonl (55 chat pairs) and demo.yaml into the inbox")
-        job = _wait("the inbox file to become a job", lambda: (list_jobs(r) or [None])[0], 120)
-        job_id = job["id"]
-        console.print(f"job [bold]{job_id}[/bold] queued")
+    return settings, model_dir
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task("training", total=steps)
 
-            def finished() -> dict | None:
-                j = get_job(r, job_id) or {}
-                progress.update(task, completed=min(int(j.get("step") or 0), steps))
-                if j.get("state") in TERMINAL_FAILED:
-                    raise DemoError(f"job ended {j.get('state')}: {j.get('error') or j.get('reason')}")
-                return j if j.get("state") == "completed" else None
+def _follow(r: redis.Redis, steps: int, console: Console) -> tuple[dict, list, dict]:
+    """The job from the inbox through training, its snapshots and its on-complete deployment, with progress."""
+    from services.deployer.api import list_deployments
+    from services.evaluator.api import UnknownJobError, curve
+    from services.trainer.api import get_job, list_jobs
 
-            job = _wait("training to complete", finished, 900)
-            n_ckpt = len(job.get("checkpoints") or []) or steps // max(steps // 4, 1)
-            snap = progress.add_task("snapshots", total=n_ckpt + 1)
+    job = _wait("the inbox file to become a job", lambda: (list_jobs(r) or [None])[0], 120)
+    job_id = job["id"]
+    console.print(f"job [bold]{job_id}[/bold] queued")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("training", total=steps)
 
-            def snapshots_done() -> list | None:
-                try:
-                    points = curve(r, job_id)
-                except UnknownJobError:
-                    points = []
-                progress.update(snap, completed=len(points))
-                return points if len(points) >= n_ckpt + 1 else None
+        def finished() -> dict | None:
+            j = get_job(r, job_id) or {}
+            progress.update(task, completed=min(int(j.get("step") or 0), steps))
+            if j.get("state") in TERMINAL_FAILED:
+                raise DemoError(f"job ended {j.get('state')}: {j.get('error') or j.get('reason')}")
+            return j if j.get("state") == "completed" else None
 
-            points = _wait("evolution snapshots", snapshots_done, 600)
-            dep = progress.add_task("deployment", total=1)
+        job = _wait("training to complete", finished, 900)
+        n_ckpt = len(job.get("checkpoints") or []) or steps // max(steps // 4, 1)
+        snap = progress.add_task("snapshots", total=n_ckpt + 1)
 
-            def deployed() -> dict | None:
-                for d in list_deployments(r):
-                    if _status(d) in ("verified", "rolled_back", "failed"):
-                        progress.update(dep, completed=1)
-                        return d
-                return None
+        def snapshots_done() -> list | None:
+            try:
+                points = curve(r, job_id)
+            except UnknownJobError:
+                points = []
+            progress.update(snap, completed=len(points))
+            return points if len(points) >= n_ckpt + 1 else None
 
-            deployment = _wait("the on-complete deployment", deployed, 300)
+        points = _wait("evolution snapshots", snapshots_done, 600)
+        dep = progress.add_task("deployment", total=1)
 
-        api = httpx.get(f"{state.api_url}/api/evolution", headers={"Authorization": f"Bearer {DEV_SECRET}"},
-                        timeout=10)
-        api.raise_for_status()
-        served = json.dumps(api.json())
-        if job_id not in served:
-            raise DemoError(f"GET /api/evolution does not list job {job_id}")
-        versions = list_versions(r, job_id=job_id)
-        metrics = [m for m in job_metrics(r, job_id) if m.get("loss") is not None]
-        reports = rebuild(r, all_projections(_common(state)))
-        ok = _status(deployment) == "verified" and all(rep.equal for rep in reports)
-        result = DemoResult(ok, job, points, versions, metrics, deployment, reports, api.json(), state.api_url)
-        _summary(console, job, points, versions, metrics, deployment, reports, state, time.monotonic() - t0)
-    except DemoError as exc:
-        console.print(f"[red]demo failed:[/red] {exc}")
-        console.print(f"logs: {state_dir}/logs")
-    finally:
-        if keep and ok:
-            console.print("the stack keeps running: `trainyard down --state-dir "
-                          f"{state_dir}` stops it")
-        else:
-            with console.status("stopping the stack"):
-                down(state_dir)
-    return result
+        def deployed() -> dict | None:
+            for d in list_deployments(r):
+                if _status(d) in ("verified", "rolled_back", "failed"):
+                    progress.update(dep, completed=1)
+                    return d
+            return None
+
+        return job, points, _wait("the on-complete deployment", deployed, 300)
+
+
+def _check(r: redis.Redis, state: Any, job: dict, points: list, deployment: dict) -> DemoResult:
+    """What the user would look at: the API lists the job, the versions and metrics, the rebuild is equal."""
+    from services.registry.api import list_versions
+    from services.stack.projections import all_projections
+    from services.trainer.api import job_metrics
+    from shared.projection import rebuild
+
+    job_id = job["id"]
+    api = httpx.get(f"{state.api_url}/api/evolution", headers={"Authorization": f"Bearer {DEV_SECRET}"},
+                    timeout=10)
+    api.raise_for_status()
+    if job_id not in json.dumps(api.json()):
+        raise DemoError(f"GET /api/evolution does not list job {job_id}")
+    versions = list_versions(r, job_id=job_id)
+    metrics = [m for m in job_metrics(r, job_id) if m.get("loss") is not None]
+    reports = rebuild(r, all_projections(_common(state)))
+    ok = _status(deployment) == "verified" and all(rep.equal for rep in reports)
+    return DemoResult(ok, job, points, versions, metrics, deployment, reports, api.json(), state.api_url)
 
 
 def _common(state: Any) -> CommonSettings:
@@ -180,8 +196,9 @@ def _common(state: Any) -> CommonSettings:
                           state_dir=Path(state.state_dir))
 
 
-def _summary(console: Console, job: dict, points: list, versions: list, metrics: list, deployment: dict,
-             reports: list, state: Any, elapsed: float) -> None:
+def _summary(console: Console, result: DemoResult, state: Any, elapsed: float) -> None:
+    job, points, versions, metrics = result.job, result.points, result.versions, result.metrics
+    deployment, reports = result.deployment, result.reports
     table = Table(title="Trainyard demo", show_header=False)
     first, last = (metrics[0]["loss"], metrics[-1]["loss"]) if metrics else (None, None)
     last_point = points[-1] if points else {}
