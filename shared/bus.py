@@ -16,45 +16,20 @@ The log is the source of truth and is never trimmed here.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 import redis
 
 from shared import streams
-from shared.events import DeadLettered, Event, InvalidEventError, Payload, UnknownEventError, parse_event
+from shared.events import DeadLettered, Event, InvalidEventError, UnknownEventError, parse_event
+from shared.handlers import Handler, receives
+
+__all__ = ["Consumer", "ConsumerConfig", "Handler", "Marker", "publish", "publish_many", "read_all", "receives"]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Event], None]
-P = TypeVar("P", bound=Payload)
-
-
-def receives(model: type[P]) -> Callable[[Callable[..., None]], Handler]:
-    """Make ``fn(..., event, payload: model)`` a handler called as ``fn(..., event)``: the payload arrives parsed
-    (and upcast) as its model, the same one ``shared.events.PAYLOADS`` registers for the event's type::
-
-        @receives(VersionStored)
-        def on_version_stored(self, event: Event, p: VersionStored) -> None: ...
-    """
-
-    def wrap(fn: Callable[..., None]) -> Handler:
-        @functools.wraps(fn)
-        def handler(*args: Any) -> None:
-            *head, event = args
-            payload = event.typed()
-            if not isinstance(payload, model):
-                raise TypeError(f"{fn.__qualname__} handles {model.__name__}, not {event.type}")
-            fn(*head, event, payload)
-
-        return handler
-
-    return wrap
-
 
 @dataclass(frozen=True)
 class Marker:
