@@ -16,6 +16,13 @@ from pathlib import Path
 
 ROOTS = ("services", "shared", "bench", "scripts")
 
+# Files over a limit that another change in flight is rewriting: reported as pending, not failed. Each entry
+# names that change; remove it when the change has landed and the file is split.
+PENDING = {
+    "services/evaluator/engine.py": "being optimised on branch h/evalperf (issue #20 leaves its internals to it)",
+    "bench/bench_evaluator.py": "being rewritten on branch h/evalperf together with the evaluator engine",
+}
+
 
 def python_files(roots: list[Path]) -> Iterator[Path]:
     for root in roots:
@@ -51,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-function", type=int, default=60)
     args = parser.parse_args(argv)
     files = list(python_files([Path(r) for r in args.roots if Path(r).exists()]))
-    breaches = check(files, args.max_module, args.max_function)
+    found = check(files, args.max_module, args.max_function)
+    pending = [b for b in found if b.split(":")[0] in PENDING]
+    breaches = [b for b in found if b not in pending]
+    for line in pending:
+        print(f"pending: {line} ({PENDING[line.split(':')[0]]})")
     for line in breaches:
         print(line)
-    verdict = "kept" if not breaches else f"{len(breaches)} over"
+    verdict = ("kept" if not breaches else f"{len(breaches)} over") + (f", {len(pending)} pending" if pending else "")
     print(f"size limits ({args.max_module} lines a module, {args.max_function} a function; "
           f"{len(files)} files in {', '.join(args.roots)}): {verdict}")
     return 1 if breaches else 0

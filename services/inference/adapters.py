@@ -48,6 +48,18 @@ class CheckedAdapter:
     rank: int
 
 
+@dataclass(frozen=True)
+class LoadedAdapter:
+    """An adapter the engine holds: its public name, its peft name and where it came from."""
+
+    name: str
+    internal: str  # the peft adapter name (ModuleDict key)
+    path: str
+    declared_base: str
+    matched_by: str
+    loaded_at: float
+
+
 def base_info(name: str, model: Any) -> BaseInfo:
     """Describe a (not yet peft-wrapped) transformers model."""
     import torch

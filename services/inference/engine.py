@@ -19,12 +19,11 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from services.inference.adapters import BaseInfo, CheckedAdapter, base_info
+from services.inference.adapters import BaseInfo, CheckedAdapter, LoadedAdapter, base_info
 from services.inference.exceptions import (
     AdapterLoadError,
     ModelNotFoundError,
@@ -39,16 +38,6 @@ from shared.settings import InferenceSettings
 log = logging.getLogger(__name__)
 BASE = "base"
 MAX_QUEUE = 4096
-
-
-@dataclass(frozen=True)
-class LoadedAdapter:
-    name: str
-    internal: str  # the peft adapter name (ModuleDict key)
-    path: str
-    declared_base: str
-    matched_by: str
-    loaded_at: float
 
 
 def _is_oom(exc: BaseException) -> bool:
