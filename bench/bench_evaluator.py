@@ -193,7 +193,7 @@ def _p95(samples: list[float]) -> float:
 def bench_queries(repeats: int, work: Path, n_examples: int = 1000, n_steps: int = 200) -> None:
     import redis
 
-    from services.evaluator import readmodel
+    from services.evaluator import api as readmodel
     from services.evaluator.readmodel import EvolutionProjection
     from services.stack.servers import RedisServer
     from shared import bus

@@ -19,7 +19,7 @@ from test_evaluator_support import (
     store_version,
 )
 
-from services.evaluator import readmodel
+from services.evaluator import api as readmodel  # the read functions, on the public module
 from services.registry.client import RegistryClient
 from shared import storage, streams
 from shared.settings import CommonSettings

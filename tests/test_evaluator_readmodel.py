@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from services.evaluator import readmodel
+from services.evaluator import api as readmodel  # the read functions, on the public module
 from services.evaluator.exceptions import InvalidQueryError, UnknownJobError
 from services.evaluator.readmodel import EvolutionProjection
 from services.evaluator.snapshot import aggregates

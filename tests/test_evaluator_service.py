@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_evaluator_support import make_adapter, publish_job, publish_version, put_tracked, store_version
 
-from services.evaluator import readmodel
+from services.evaluator import api as readmodel  # the read functions, on the public module
 from services.evaluator.capture import Request
 from services.evaluator.main import build
 from services.evaluator.readmodel import EvolutionProjection

@@ -1,5 +1,5 @@
-"""The ``evolution`` projection (built from ``snapshot.*`` events and the snapshot documents in S3) and its
-read functions (re-exported from ``queries``).
+"""The ``evolution`` projection (built from ``snapshot.*`` events and the snapshot documents in S3); its read
+functions are in ``queries`` (others reach both through ``services.evaluator.api``).
 
 Redis layout, under the projection's view namespace (``ty:view:<ns>:evolution:``):
   jobs                   hash job_id -> {job_id, n_snapshots, last_step, n_examples, failed, ...}
@@ -27,17 +27,7 @@ from collections import Counter
 from typing import Any
 
 from services.evaluator.derived import ExampleState, LearnState, Point
-from services.evaluator.queries import (  # noqa: F401 - the read functions live next to the projection
-    SORT_FIELDS,
-    VIEW_NAME,
-    curve,
-    example_history,
-    examples,
-    export,
-    failures,
-    list_jobs,
-    step_snapshot,
-)
+from services.evaluator.queries import SORT_FIELDS, VIEW_NAME
 from services.registry.api import RegistryClient
 from shared import events as ev
 from shared import streams
@@ -232,5 +222,4 @@ def _load(raw: bytes | str | None) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-__all__ = ["EvolutionProjection", "curve", "example_history", "examples", "export", "failures",
-           "list_jobs", "step_snapshot"]
+__all__ = ["EvolutionProjection"]

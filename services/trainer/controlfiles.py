@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import redis
 from services.trainer import control, jobstore
 from services.trainer.exceptions import TrainerError
 from services.trainer.states import RESUMABLE, Action
+from services.trainer.watching import Watcher
 from shared.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,16 @@ def latest_resumable(r: redis.Redis) -> str | None:
     return max(recs)[1] if recs else None
 
 
-class ControlFileWatcher:
+class ControlFileWatcher(Watcher):
     def __init__(self, settings: TrainerSettings, r: redis.Redis, poll_s: float = 0.5) -> None:
+        super().__init__()
         self.settings = settings
         self.r = r
         self.dir = Path(settings.control_dir)
         self.poll_s = poll_s
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self.scan_once()
-            self._stop.wait(self.poll_s)
+    def interval(self) -> float:
+        return self.poll_s
 
     def scan_once(self) -> list[dict[str, Any]]:
         if not self.dir.is_dir():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError, SpecError
 from services.trainer.spec import parse_spec
 from services.trainer.submit import submit_job
+from services.trainer.watching import Watcher
 from shared.events import DatasetRejected
 from shared.settings import TrainerSettings
 
@@ -65,22 +65,17 @@ def _free_name(directory: Path, name: str) -> Path:
     return target
 
 
-class InboxWatcher:
+class InboxWatcher(Watcher):
     def __init__(self, settings: TrainerSettings, r: redis.Redis, s3: Minio) -> None:
+        super().__init__()
         self.settings = settings
         self.r = r
         self.s3 = s3
         self.dir = Path(settings.inbox_dir)
         self._seen: dict[Path, tuple[int, float, float]] = {}  # path -> (size, mtime, since)
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self.scan_once()
-            self._stop.wait(self.settings.inbox_poll_s)
+    def interval(self) -> float:
+        return self.settings.inbox_poll_s
 
     def ready(self, now: float | None = None) -> list[Path]:
         """``.jsonl`` files whose size and mtime have been stable for ``inbox_stable_s``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -70,23 +71,22 @@ def examples(
 @router.get("/{job_id}/examples/{idx}", response_model=ExampleHistoryPublic)
 def example_history(job_id: str, idx: int, r: RedisDep) -> Any:
     """One example at every step: prediction, metrics and a structured diff against the target."""
-    _known_job(r, job_id)
-    try:
-        return found(evolution.example_history(r, job_id, idx),
-                      f"no tracked example {idx} in job {job_id}")
-    except evolution.InvalidQueryError as exc:  # the read model calls an unknown index a bad query; for a URL a 404
-        raise NotFound(f"no tracked example {idx} in job {job_id}") from exc
+    return _one(r, job_id, lambda: evolution.example_history(r, job_id, idx), f"no tracked example {idx} in job {job_id}")
 
 
 @router.get("/{job_id}/steps/{step}", response_model=StepSnapshotPublic)
 def step_snapshot(job_id: str, step: int, r: RedisDep) -> Any:
     """Every tracked example at one step."""
+    return _one(r, job_id, lambda: evolution.step_snapshot(r, job_id, step), f"no snapshot at step {step} of job {job_id}")
+
+
+def _one(r: Any, job_id: str, read: Callable[[], Any], missing: str) -> Any:
+    """One item of a known job; the read model calls an unknown index or step a bad query, for a URL it is a 404."""
     _known_job(r, job_id)
     try:
-        return found(evolution.step_snapshot(r, job_id, step),
-                      f"no snapshot at step {step} of job {job_id}")
+        return found(read(), missing)
     except evolution.InvalidQueryError as exc:
-        raise NotFound(f"no snapshot at step {step} of job {job_id}") from exc
+        raise NotFound(missing) from exc
 
 
 @router.get("/{job_id}/export", response_class=Response, responses={200: {
