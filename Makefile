@@ -24,6 +24,8 @@ lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-logo
 	$(PY) scripts/size_check.py
+	@if command -v duplicates >/dev/null; then echo "repeated blocks (target: at most 5 pairs in services/ + shared/):"; \
+	  duplicates --repo services | head -1; duplicates --repo shared | head -1; fi
 
 bench: bootstrap
 	$(PY) -m bench.run_all $(BENCH_ARGS)
