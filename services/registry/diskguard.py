@@ -1,5 +1,6 @@
 """The local disk guard (``trainyard gc``): free checkpoint and model directories only where every file is
-stored and verified in the registry. A dry run by default; every decision comes with its reason."""
+stored and verified in the registry and its versions have a verified replica copy, so deleting a folder never
+leaves a model with a single copy. A dry run by default; every decision comes with its reason."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from services.registry.context import Registry
 from services.registry.maintenance import blob_index
+from services.registry.replica import replica_has
 from shared import storage
 
 Progress = Callable[[str, int], None]
@@ -29,14 +31,13 @@ def gc(reg: Registry, paths: list[Path], dry_run: bool = True, progress: Progres
     is present in the bucket with the same size and recorded sha256. Dry run by default."""
     manifests, blobs = blob_index(reg)
     live = {vid for vid in manifests if not reg.primary.get_state(vid).get("trashed_at")}
-    replicated = {vid for vid in live if reg.replica.has_manifest(vid)}
     items = []
     for root in paths:
-        items.append(_gc_one(reg, Path(root), blobs, live, replicated, dry_run, progress))
+        items.append(_gc_one(reg, Path(root), blobs, live, manifests, dry_run, progress))
     return items
 
 
-def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], replicated: set[str], dry_run: bool,
+def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: dict, dry_run: bool,
             progress: Progress | None) -> GcItem:
     if not root.is_dir():
         return GcItem(str(root), False, 0, "not a directory")
@@ -65,9 +66,12 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], replicated: 
     if problems:
         return GcItem(str(root), False, total, "kept: " + "; ".join(problems[:5])
                       + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
-    repl = "all also in the replica" if versions <= replicated else "not all replicated yet"
+    unreplicated = sorted(v for v in versions if not replica_has(reg, manifests[v]))
+    if unreplicated:
+        return GcItem(str(root), False, total, f"kept: version(s) {', '.join(unreplicated)} have no verified copy in "
+                      "the replica yet, so this folder is their second copy (see `trainyard backup status`)")
     reason = (f"safe: all {len(files)} files ({total} bytes) are stored and verified in version(s) "
-              f"{', '.join(sorted(versions))}; {repl}")
+              f"{', '.join(sorted(versions))}, also in the replica")
     if not dry_run:
         shutil.rmtree(root)
     return GcItem(str(root), True, total, reason, removed=not dry_run)
