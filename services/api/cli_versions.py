@@ -15,7 +15,6 @@ from rich.text import Text
 
 from services.api.cli_common import ApiUrl, AsJson, Token, client, console, emit, err, fail, run, size
 from services.api.client import ApiClient
-from shared import storage
 
 versions_app = typer.Typer(help="List, inspect, protect, trash, restore, purge and export versions.",
                            no_args_is_help=True)
@@ -116,6 +115,8 @@ def versions_export(version_id: VersionId, dest: Annotated[Path, typer.Argument(
 
 def fetch_version(api: ApiClient, version_id: str, dest: Path, quiet: bool = False) -> Path:
     """Download every file of a version into ``dest`` (staged beside it, renamed when all hashes match)."""
+    from shared import storage
+
     links = api.download_links(version_id)["files"]
     pickled = [f["path"] for f in links if storage.is_pickled_weights(f["path"])]
     if pickled:
