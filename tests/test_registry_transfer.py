@@ -123,7 +123,7 @@ def test_cli_import_inventory_gc_versions_backup(reg: Registry, env: None, tiny_
     assert res.exit_code == 0 and "keeping" in res.stdout, res.output
     assert "notes.txt is in no stored version" in res.stdout and model_copy.exists()
     out = " ".join(res.stdout.split())  # rich wraps long lines
-    assert "have no verified copy in the replica yet" in out and "would remove" not in out
+    assert "has a verified replica copy yet" in out and "would remove" not in out
     res = runner.invoke(app, ["gc", str(model_copy), "--apply", "--json"])  # the only other copy: kept
     assert [i["removed"] for i in json.loads(res.stdout)] == [False] and model_copy.exists()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from services.registry.context import Registry
@@ -45,6 +46,7 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: d
         files = storage.list_files(root)
     except ValueError as exc:
         return GcItem(str(root), False, 0, f"kept: {exc}")
+    replicated = cache(lambda vid: replica_has(reg, manifests[vid]))
     total, versions, problems = 0, set(), []
     for p in files:
         rel, size = p.relative_to(root).as_posix(), p.stat().st_size
@@ -53,12 +55,16 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: d
         info = blobs.get(digest)
         owners = set(info["versions"]) & live if info else set()
         stat = reg.primary.stat_blob(digest) if owners else None
+        backed = {v for v in owners if replicated(v)}
         if not owners:
             problems.append(f"{rel} is in no stored version")
         elif stat is None or stat.size != size or (stat.metadata or {}).get("x-amz-meta-sha256") not in (None, digest):
             problems.append(f"{rel}: its blob is missing or wrong in the bucket (run `trainyard registry verify`)")
+        elif not backed:
+            problems.append(f"{rel}: no version holding it has a verified replica copy yet, so this folder is its "
+                            "second copy (see `trainyard backup status`)")
         else:
-            versions.update(owners)
+            versions.update(backed)
         if progress:
             progress(rel, size)
     if not files:
@@ -66,12 +72,8 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: d
     if problems:
         return GcItem(str(root), False, total, "kept: " + "; ".join(problems[:5])
                       + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
-    unreplicated = sorted(v for v in versions if not replica_has(reg, manifests[v]))
-    if unreplicated:
-        return GcItem(str(root), False, total, f"kept: version(s) {', '.join(unreplicated)} have no verified copy in "
-                      "the replica yet, so this folder is their second copy (see `trainyard backup status`)")
     reason = (f"safe: all {len(files)} files ({total} bytes) are stored and verified in version(s) "
-              f"{', '.join(sorted(versions))}, also in the replica")
+              f"{', '.join(sorted(versions))}, and in the replica")
     if not dry_run:
         shutil.rmtree(root)
     return GcItem(str(root), True, total, reason, removed=not dry_run)
