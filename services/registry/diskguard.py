@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from services.registry.context import Registry
@@ -72,6 +73,7 @@ def judge(reg: Registry, dirs: list[dict]) -> list[GcItem]:
 
 
 def _verdict(reg: Registry, root: str, files: list[dict], blobs: dict, live: set[str], manifests: dict) -> GcItem:
+    replicated = cache(lambda vid: replica_has(reg, manifests[vid]))
     total, versions, problems = 0, set(), []
     for f in files:
         rel, size, digest = f["path"], int(f["size"]), f["sha256"]
@@ -79,21 +81,21 @@ def _verdict(reg: Registry, root: str, files: list[dict], blobs: dict, live: set
         info = blobs.get(digest)
         owners = set(info["versions"]) & live if info else set()
         stat = reg.primary.stat_blob(digest) if owners else None
+        backed = {v for v in owners if replicated(v)}
         if not owners:
             problems.append(f"{rel} is in no stored version")
         elif stat is None or stat.size != size or (stat.metadata or {}).get("x-amz-meta-sha256") not in (None, digest):
             problems.append(f"{rel}: its blob is missing or wrong in the bucket (run `trainyard registry verify`)")
+        elif not backed:
+            problems.append(f"{rel}: no version holding it has a verified replica copy yet, so this folder is its "
+                            "second copy (see `trainyard backup status`)")
         else:
-            versions.update(owners)
+            versions.update(backed)
     if not files:
         return GcItem(root, False, 0, "kept: empty directory (nothing to free)")
     if problems:
         return GcItem(root, False, total, "kept: " + "; ".join(problems[:5])
                       + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
-    unreplicated = sorted(v for v in versions if not replica_has(reg, manifests[v]))
-    if unreplicated:
-        return GcItem(root, False, total, f"kept: version(s) {', '.join(unreplicated)} have no verified copy in "
-                      "the replica yet, so this folder is their second copy (see `trainyard backup status`)")
     reason = (f"safe: all {len(files)} files ({total} bytes) are stored and verified in version(s) "
-              f"{', '.join(sorted(versions))}, also in the replica")
+              f"{', '.join(sorted(versions))}, and in the replica")
     return GcItem(root, True, total, reason)
