@@ -20,6 +20,7 @@ from services.api.exceptions import ApiClientError, ApiUnreachable
 __all__ = ["DEFAULT_URL", "ApiClient", "ProgressReader"]
 
 Json = Any
+SLOW = httpx.Timeout(10, read=None)  # rehashing or listing a whole bucket takes as long as it takes
 
 
 class ProgressReader:
@@ -83,8 +84,11 @@ class ApiClient:
     def get(self, path: str, **params: Any) -> Json:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
-    def post(self, path: str, body: dict[str, Any] | None = None, **params: Any) -> Json:
-        return self.request("POST", path, json=body or {}, params={k: v for k, v in params.items() if v is not None})
+    def post(self, path: str, body: dict[str, Any] | None = None, timeout: httpx.Timeout | None = None,
+             **params: Any) -> Json:
+        extra = {"timeout": timeout} if timeout else {}
+        return self.request("POST", path, json=body or {}, params={k: v for k, v in params.items() if v is not None},
+                            **extra)
 
     def upload(self, path: str, file: Path, data: dict[str, str], on_read: Callable[[int], None]) -> Json:
         with file.open("rb") as f:
@@ -172,7 +176,7 @@ class ApiClient:
         return self.post(f"/api/versions/{version_id}/restore")
 
     def purge(self, version_id: str, force: str | None = None) -> Json:
-        return self.post(f"/api/versions/{version_id}/purge", {"force": force})
+        return self.post(f"/api/versions/{version_id}/purge", {"force": force}, timeout=SLOW)
 
     def move_alias(self, alias: str, version_id: str) -> Json:
         return self.post(f"/api/versions/{version_id}/aliases", {"alias": alias})
@@ -182,16 +186,16 @@ class ApiClient:
 
     # -- registry ----------------------------------------------------------------------------------------
     def inventory(self) -> Json:
-        return self.get("/api/registry/inventory")
+        return self.request("GET", "/api/registry/inventory", timeout=SLOW)
 
     def verify(self, repair: bool = False) -> Json:
-        return self.post("/api/registry/verify", repair=repair or None)
+        return self.post("/api/registry/verify", timeout=SLOW, repair=repair or None)
 
     def backup_status(self) -> Json:
         return self.get("/api/registry/backup")
 
     def gc_check(self, dirs: list[dict[str, Any]]) -> Json:
-        return self.post("/api/registry/gc-check", {"dirs": dirs})
+        return self.post("/api/registry/gc-check", {"dirs": dirs}, timeout=SLOW)
 
     # -- evolution and deployments -----------------------------------------------------------------------
     def evolution(self) -> Json:

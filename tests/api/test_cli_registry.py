@@ -17,13 +17,13 @@ import redis
 
 from services.api.client import ApiClient
 from services.api.main import create_app
-from services.api.testing import serve_app
 from services.registry import commands
 from services.registry.context import Registry
 from services.registry.projection import VersionsProjection
-from services.registry.testing import dropped_after
 from shared.projection import ProjectionRunner
 from shared.settings import ApiSettings, RegistrySettings
+from tests.support.registry import dropped_after
+from tests.support.servers import serve_app
 
 TRAINYARD = str(Path(sys.executable).parent / "trainyard")
 TOKEN = "cli-registry-token"
@@ -77,7 +77,7 @@ def test_import_gc_inventory_backup_versions(gateway: dict, tiny_model: Path, tm
     assert res.returncode == 0 and "keeping" in res.stdout, res.stderr
     out = " ".join(res.stdout.split())  # rich wraps long lines
     assert "notes.txt is in no stored version" in out and model_copy.exists()
-    assert "have no verified copy in the replica yet" in out and "would remove" not in out
+    assert "has a verified replica copy yet" in out and "would remove" not in out
     items = as_json(trainyard(env, "gc", str(model_copy), "--apply", "--json"))  # the only other copy: kept
     assert [i["removed"] for i in items] == [False] and model_copy.exists()
 

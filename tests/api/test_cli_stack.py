@@ -60,3 +60,15 @@ def test_cli_finds_a_stack_on_other_ports_through_stack_json(tmp_path: Path, tin
     assert res.returncode == 1 and res.stderr.strip() == (
         f"trainyard: cannot reach the API at {api_url} (connection refused; URL from stack.json in .state); "
         "start the stack with `trainyard up`")
+
+
+@pytest.mark.slow
+def test_demo_json_prints_its_result_as_json(tmp_path: Path) -> None:
+    shell = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    shell.update(TRAINYARD_DEV="1", HOME=str(tmp_path), OMP_NUM_THREADS="1")
+    res = trainyard(shell, tmp_path, "demo", "--json", "--steps", "4", "--state-dir", str(tmp_path / "demo"),
+                    timeout=900)
+    doc = json.loads(res.stdout)  # the progress and the summary table went to stderr
+    assert "Traceback" not in res.stderr
+    assert doc["ok"] is (res.returncode == 0) and doc["job"]["state"] == "completed", res.stderr[-2000:]
+    assert doc["versions"] and doc["api_url"].startswith("http://127.0.0.1:")

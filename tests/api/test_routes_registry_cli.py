@@ -14,9 +14,9 @@ from services.api.main import create_app
 from services.registry import commands
 from services.registry.context import Registry
 from services.registry.projection import VersionsProjection
-from services.registry.testing import dropped_after
 from shared.projection import ProjectionRunner
 from shared.settings import ApiSettings, RegistrySettings
+from tests.support.registry import dropped_after
 
 TOKEN = "routes-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,7 +67,7 @@ def test_gc_check_needs_a_token_names_bad_fields_and_judges_like_gc(client: Test
     assert bad.status_code == 422 and "dirs.0.files.0.sha256" in bad.json()["detail"]
 
     first, other = client.post("/api/registry/gc-check", headers=AUTH, json=body).json()
-    assert not first["safe"] and "no verified copy in the replica" in first["reason"]
+    assert not first["safe"] and "has a verified replica copy yet" in first["reason"]
     assert first["path"] == str(folder) and first["bytes"] == described["files"][0]["size"]
     assert not other["safe"] and "x is in no stored version" in other["reason"]
     commands.replicate_pending(reg)

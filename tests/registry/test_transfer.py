@@ -17,13 +17,6 @@ from tests.support.lora import make_lora_adapter
 from tests.support.registry import checkpoint_event, running, wait_for
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, settings_kwargs: dict, bucket: str) -> None:
-    for k, v in settings_kwargs.items():
-        monkeypatch.setenv(f"TRAINYARD_{k.upper()}", str(v))
-    monkeypatch.setenv("TRAINYARD_REPLICA_BUCKET", f"{bucket}-replica")
-
-
 def _same_tree(a: Path, b: Path) -> bool:
     fa = {p.relative_to(a): p.read_bytes() for p in a.rglob("*") if p.is_file()}
     fb = {p.relative_to(b): p.read_bytes() for p in b.rglob("*") if p.is_file()}
