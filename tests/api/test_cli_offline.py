@@ -138,3 +138,12 @@ def test_stack_commands_print_json_without_a_stack(tmp_path: Path, args: list[st
     assert "Traceback" not in res.stderr
     doc = json.loads(res.stdout)
     assert doc == ({"stopped": []} if args[0] == "down" else [])
+
+
+def test_only_import_and_rebuild_say_they_need_the_bucket(tmp_path: Path) -> None:
+    env = {**clean_env(tmp_path), "COLUMNS": "200"}
+    for cmd in (("registry", "import"), ("registry", "rebuild")):
+        res = trainyard(env, *cmd, "--help")
+        assert res.returncode == 0 and "Needs the bucket and Redis directly" in res.stdout, res.stdout
+    res = trainyard(env, "versions", "trash", "--help")
+    assert res.returncode == 0 and "--api-url" in res.stdout and "Needs the bucket" not in res.stdout
