@@ -32,6 +32,7 @@ def demo_model(
     shape: str = typer.Option("tiny", help="tiny (fast tests, local tokenizer) | qwen3-0.6b (the exact "
                                            "Qwen3-0.6B architecture) | qwen3-0.6b-narrow (real width and "
                                            "vocabulary, 2 layers); the qwen3 shapes carry the real Qwen tokenizer"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Build a random-init Qwen3 from config with its tokenizer; nothing is downloaded."""
     from shared.realshape import SHAPES, TokenizerSourceMissing, build_model
@@ -40,11 +41,14 @@ def demo_model(
         err.print(f"[red]unknown --shape {shape!r}:[/red] one of {', '.join(SHAPES)}")
         raise typer.Exit(2)
     try:
-        with console.status(f"building the {shape} model"):
+        with err.status(f"building the {shape} model"):
             path = build_model(out_dir, shape=shape)
     except TokenizerSourceMissing as exc:
         err.print(f"[red]demo-model:[/red] {exc}")
         raise typer.Exit(1) from None
+    if as_json:
+        console.print_json(json.dumps({"shape": shape, "path": str(path)}))
+        return
     console.print(f"{shape} Qwen3 written to [bold]{path}[/bold]")
 
 

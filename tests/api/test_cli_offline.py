@@ -147,3 +147,21 @@ def test_only_import_and_rebuild_say_they_need_the_bucket(tmp_path: Path) -> Non
         assert res.returncode == 0 and "Needs the bucket and Redis directly" in res.stdout, res.stdout
     res = trainyard(env, "versions", "trash", "--help")
     assert res.returncode == 0 and "--api-url" in res.stdout and "Needs the bucket" not in res.stdout
+
+
+def test_every_command_takes_json() -> None:
+    commands = leaf_commands(typer.main.get_command(app))
+    group = typer.main.get_command(app)
+    lacking = []
+    for path in commands:
+        cmd = group
+        for name in path:
+            cmd = cmd.commands[name]
+        if not any("--json" in p.opts for p in cmd.params):
+            lacking.append(" ".join(path))
+    assert len(commands) > 35 and not lacking, lacking
+
+
+def test_demo_model_json(tmp_path: Path) -> None:
+    doc = json.loads(trainyard(clean_env(tmp_path), "demo-model", str(tmp_path / "m"), "--json").stdout)
+    assert doc == {"shape": "tiny", "path": doc["path"]} and (Path(doc["path"]) / "config.json").is_file()
