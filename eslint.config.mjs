@@ -22,8 +22,8 @@ export default [
     },
   },
   {
-    // Written before the line limit; wrapped as they are next edited.
-    files: ["services/api/static/js/*.js", "services/api/static/js/pages/{jobs,live,models,deployments}.js"],
+    // Not wrapped yet: another change to this page is in flight; wrap it once that has landed.
+    files: ["services/api/static/js/pages/jobs.js"],
     rules: { "max-len": "off" },
   },
   {
