@@ -132,7 +132,7 @@ class InboxWatcher:
             spec.setdefault("name", stem_name)
             job_spec = parse_spec(spec)
             admission.check(self.settings, job_spec, path)
-            trainability.check(job_spec, load_and_validate(path, job_spec.dataset_format).examples)
+            trainability.check(job_spec, load_and_validate(path, job_spec.dataset_format))
         except (SpecError, DatasetError) as exc:
             return self._reject(path, sidecar, exc)
         accepted = self._move(path, sidecar, "accepted")

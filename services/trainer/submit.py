@@ -44,7 +44,7 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     job_id = new_job_id()
     try:
         dataset = load_and_validate(dataset_path, job_spec.dataset_format)
-        trainability.check(job_spec, dataset.examples)
+        trainability.check(job_spec, dataset)
         heldout_sha = None
         if heldout_file is not None:
             heldout = load_and_validate(heldout_file)

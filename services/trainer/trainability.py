@@ -5,25 +5,29 @@ it with the job's tokenizer (its chat template, or none for plain text) and toke
 ``features`` does at step 0. An example that cannot be rendered, or whose answer starts beyond
 ``max_seq_len``, is refused here with its line number, so a job never fails at step 0 on data it accepted.
 
-    trainability.check(spec, dataset.examples)   # raises DatasetError naming each line
+    trainability.check(spec, dataset)   # raises DatasetError naming each line
+
+A dataset that passed is remembered (by its sha256, the tokenizer and ``max_seq_len``), so the inbox's check
+before it accepts a file and ``submit_job``'s check after it cost one pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from services.trainer import features
 from services.trainer.admission import DEFAULT_BASE_MODEL
-from services.trainer.datasets import MAX_REPORTED, Example
+from services.trainer.datasets import MAX_REPORTED, ValidatedDataset
 from services.trainer.exceptions import DatasetError, SpecError
 from services.trainer.spec import JobSpec
 from shared.modeling import is_plain_text
 
 log = logging.getLogger(__name__)
+_PASSED: dict[tuple, None] = {}  # datasets that passed, most recent last
+_PASSED_KEEP = 64
 
 
 def _stamp(base_model: str) -> int | None:
@@ -69,7 +73,7 @@ def problem(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> str
             f"{prompt} tokens (shorten it or raise max_seq_len)")
 
 
-def check(spec: JobSpec, examples: Sequence[Example]) -> None:
+def check(spec: JobSpec, dataset: ValidatedDataset) -> None:
     """Raise DatasetError listing (by line) every example that leaves no loss token within ``max_seq_len``.
 
     The spec's default base model is the operator's configuration (see ``admission``): when its tokenizer
@@ -82,9 +86,12 @@ def check(spec: JobSpec, examples: Sequence[Example]) -> None:
             raise
         log.warning("trainability check skipped: the default base model's tokenizer cannot be loaded here")
         return
+    key = (dataset.sha256, dataset.format, spec.base_model, _stamp(spec.base_model), spec.max_seq_len)
+    if key in _PASSED:
+        return
     problems: list[str] = []
     n_problems = 0
-    for ex in examples:
+    for ex in dataset.examples:
         why = problem(tokenizer, ex.messages, spec.max_seq_len)
         if why is not None:
             n_problems += 1
@@ -93,4 +100,7 @@ def check(spec: JobSpec, examples: Sequence[Example]) -> None:
     if n_problems > len(problems):
         problems.append(f"... and {n_problems - len(problems)} more problem(s)")
     if problems:
-        raise DatasetError(problems)
+        raise DatasetError(problems, str(dataset.path))
+    _PASSED[key] = None
+    while len(_PASSED) > _PASSED_KEEP:
+        del _PASSED[next(iter(_PASSED))]

@@ -12,6 +12,7 @@ from rq import SimpleWorker
 from services.registry.client import RegistryClient
 from services.trainer import queueing
 from services.trainer.exceptions import DatasetError
+from services.trainer.inbox import InboxWatcher
 from services.trainer.submit import submit_job
 from shared import streams
 from shared.bus import read_all
@@ -80,6 +81,26 @@ def test_untrainable_examples_refused_at_submit_with_line_numbers(
     assert all("max_seq_len" in line and "32" in line for line in report)
     assert "dataset.rejected" in [e.type for _, e in read_all(r, streams.JOBS)]
     assert not list(queueing.order(r))
+
+
+def test_inbox_refuses_untrainable_file_with_line_numbers(
+        settings_kwargs: dict, r: redis.Redis, tiny_model: Path, tmp_path: Path) -> None:
+    settings = TrainerSettings(**settings_kwargs, inbox_dir=tmp_path / "inbox", control_dir=tmp_path / "control",
+                               checkpoints_dir=tmp_path / "ckpt", inbox_stable_s=0.0)
+    inbox = settings.inbox_dir
+    inbox.mkdir(parents=True)
+    rows = [{"messages": [{"role": "system", "content": " ".join(["rules"] * 100)},
+                          {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    original = write_jsonl(inbox / "sys.jsonl", rows).read_bytes()
+    (inbox / "sys.yaml").write_text(json.dumps(spec(tiny_model, max_seq_len=48)), encoding="utf-8")
+    watcher = InboxWatcher(settings, r, s3_client(settings))
+    watcher.scan_once()
+    assert watcher.scan_once() == [] and not list(queueing.order(r))
+    rejected = inbox / "rejected"
+    assert (rejected / "sys.jsonl").read_bytes() == original and (rejected / "sys.yaml").is_file()
+    report = (rejected / "sys.errors.txt").read_text(encoding="utf-8").splitlines()
+    assert len(report) == 2 and report[1].startswith("line 1: no answer token within max_seq_len (48)"), report
 
 
 def test_text_features_are_language_modelling(tiny_model: Path) -> None:
