@@ -100,7 +100,7 @@ def check(spec: JobSpec, dataset: ValidatedDataset) -> None:
     if n_problems > len(problems):
         problems.append(f"... and {n_problems - len(problems)} more problem(s)")
     if problems:
-        raise DatasetError(problems, str(dataset.path))
+        raise DatasetError(problems, Path(dataset.path).name)  # the name only: no server path for users
     _PASSED[key] = None
     while len(_PASSED) > _PASSED_KEEP:
         del _PASSED[next(iter(_PASSED))]

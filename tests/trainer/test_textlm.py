@@ -11,8 +11,6 @@ from rq import SimpleWorker
 
 from services.registry.client import RegistryClient
 from services.trainer import queueing
-from services.trainer.exceptions import DatasetError
-from services.trainer.inbox import InboxWatcher
 from services.trainer.submit import submit_job
 from shared import streams
 from shared.bus import read_all
@@ -66,43 +64,6 @@ def test_plain_text_job_trains(settings: TrainerSettings, r: redis.Redis, tiny_m
     assert {ex["messages"][0]["content"] for ex in tracked["examples"]} <= set(TEXTS) and len(tracked["examples"]) == 2
 
 
-def test_untrainable_examples_refused_at_submit_with_line_numbers(
-        settings: TrainerSettings, r: redis.Redis, tiny_model: Path, tmp_path: Path) -> None:
-    long_question = " ".join(["word"] * 200)  # far more than max_seq_len tokens before the answer
-    rows = [{"prompt": "What is two plus two?", "completion": "four"},
-            {"prompt": long_question, "completion": "yes"},
-            {"prompt": "Name a colour.", "completion": "blue"},
-            {"prompt": long_question + " again", "completion": "no"}]
-    data = write_jsonl(tmp_path / "long.jsonl", rows)
-    with pytest.raises(DatasetError) as err:
-        submit_job(settings, r, s3_client(settings), data, spec=spec(tiny_model, max_seq_len=32), source="cli")
-    report = err.value.report
-    assert [line.split(":")[0] for line in report] == ["line 2", "line 4"], report
-    assert all("max_seq_len" in line and "32" in line for line in report)
-    assert "dataset.rejected" in [e.type for _, e in read_all(r, streams.JOBS)]
-    assert not list(queueing.order(r))
-
-
-def test_inbox_refuses_untrainable_file_with_line_numbers(
-        settings_kwargs: dict, r: redis.Redis, tiny_model: Path, tmp_path: Path) -> None:
-    settings = TrainerSettings(**settings_kwargs, inbox_dir=tmp_path / "inbox", control_dir=tmp_path / "control",
-                               checkpoints_dir=tmp_path / "ckpt", inbox_stable_s=0.0)
-    inbox = settings.inbox_dir
-    inbox.mkdir(parents=True)
-    rows = [{"messages": [{"role": "system", "content": " ".join(["rules"] * 100)},
-                          {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
-            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
-    original = write_jsonl(inbox / "sys.jsonl", rows).read_bytes()
-    (inbox / "sys.yaml").write_text(json.dumps(spec(tiny_model, max_seq_len=48)), encoding="utf-8")
-    watcher = InboxWatcher(settings, r, s3_client(settings))
-    watcher.scan_once()
-    assert watcher.scan_once() == [] and not list(queueing.order(r))
-    rejected = inbox / "rejected"
-    assert (rejected / "sys.jsonl").read_bytes() == original and (rejected / "sys.yaml").is_file()
-    report = (rejected / "sys.errors.txt").read_text(encoding="utf-8").splitlines()
-    assert len(report) == 2 and report[1].startswith("line 1: no answer token within max_seq_len (48)"), report
-
-
 def test_text_features_are_language_modelling(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -121,17 +82,3 @@ def test_text_features_are_language_modelling(tiny_model: Path) -> None:
     assert all(len(f["input_ids"]) <= 16 and IGNORE not in f["labels"] for f in packed)
     chat = build_features(tok, [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]], 64)
     assert IGNORE in chat[0]["labels"]  # chat keeps loss on the answer only
-
-
-def test_untrainable_text_and_template_errors_named(tiny_model: Path) -> None:
-    from transformers import AutoTokenizer
-
-    from services.trainer import trainability
-
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    assert trainability.problem(tok, [{"role": "assistant", "content": "x"}], 64) is None  # x + eos
-    tok_no_eos = AutoTokenizer.from_pretrained(tiny_model, eos_token=None)
-    assert "too short" in trainability.problem(tok_no_eos, [{"role": "assistant", "content": "x"}], 64)
-    tok.chat_template = "{{ raise_exception('no system role') }}"
-    why = trainability.problem(tok, [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], 64)
-    assert why is not None and "chat template" in why and "no system role" in why
