@@ -88,11 +88,27 @@ def test_purge_refuses_recent_or_unreplicated_and_needs_exact_override(reg: Regi
     assert "retention" not in str(exc.value)
     with pytest.raises(PurgeRefusedError, match="does not name"):
         commands.purge(reg, v10, override=three[1])
+    # the override skips the retention period, never the replica check: this is the only verified copy
+    with pytest.raises(PurgeRefusedError, match="only copy; no override skips this check"):
+        commands.purge(reg, v10, override=v10)
+    assert v10 in reg.primary.list_version_ids() and reg.primary.has_blob(blob)
+    commands.replicate_pending(reg)
     result = commands.purge(reg, v10, override=v10)
     assert result.override and result.blobs_deleted >= 1
     assert v10 not in reg.primary.list_version_ids()
     _catch_up(reg)
     assert get_version(reg.r, v10) is None and len(list_versions(reg.r, include_trashed=True)) == 2
+
+
+def test_force_skips_retention_only_when_replicated(reg: Registry, three: list[str]) -> None:
+    v10 = three[0]
+    reg.replica.delete_key(storage.manifest_key(v10))  # the replica lost its copy: the primary holds the only one
+    commands.trash(reg, v10)
+    with pytest.raises(PurgeRefusedError, match="no verified copy in the replica"):
+        commands.purge(reg, v10, override=v10)  # trashed just now, and no replica copy
+    commands.replicate_pending(reg)
+    result = commands.purge(reg, v10, override=v10)  # replicated: the override skips the 7-day retention
+    assert result.override and v10 not in reg.primary.list_version_ids() and reg.replica.has_manifest(v10)
 
 
 def test_purge_after_retention_with_verified_replica(reg: Registry, three: list[str]) -> None:
