@@ -16,10 +16,10 @@ from services.registry.context import Registry
 from services.registry.exceptions import NotFoundError, ProtectedError, PurgeRefusedError
 from services.registry.projection import VersionsProjection, list_versions
 from services.registry.replica import replica_has
-from services.registry.testing import dropped_after, running, save_checkpoint, wait_for
 from shared import storage
 from shared.projection import ProjectionRunner
 from shared.settings import RegistrySettings
+from tests.support.registry import dropped_after, running, save_checkpoint, wait_for
 
 
 @pytest.fixture
