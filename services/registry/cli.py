@@ -59,10 +59,13 @@ def _bar(description: str, total: int | None, quiet: bool) -> Iterator[Callable[
         yield lambda what, n: progress.update(task, advance=n, description=f"{description} {escape(what[:40])}")
 
 
-def _size(n: int | None) -> str:
-    from services.api.cli_common import size
-
-    return size(n)
+def _size(n: float | None) -> str:
+    n = n or 0
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 def _dir_bytes(path: Path) -> int:
