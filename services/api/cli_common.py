@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich import filesize
 from rich.console import Console
 
 from services.api.client import ApiClient
@@ -59,9 +60,4 @@ def emit(data: Any, as_json: bool) -> bool:
 
 
 def size(n: int | None) -> str:
-    n = n or 0
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+    return filesize.decimal(n or 0)

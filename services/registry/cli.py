@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import filesize
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -59,13 +60,8 @@ def _bar(description: str, total: int | None, quiet: bool) -> Iterator[Callable[
         yield lambda what, n: progress.update(task, advance=n, description=f"{description} {escape(what[:40])}")
 
 
-def _size(n: float | None) -> str:
-    n = n or 0
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+def _size(n: int | None) -> str:
+    return filesize.decimal(n or 0)
 
 
 def _dir_bytes(path: Path) -> int:
