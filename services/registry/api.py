@@ -7,6 +7,8 @@ Everything else in ``services.registry`` is private to it (enforced by import-li
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.registry.client import RegistryClient
 from services.registry.commands import (
     GcItem,
@@ -14,10 +16,13 @@ from services.registry.commands import (
     RebuildFromS3Report,
     VerifyReport,
     backup_status,
+    describe,
     export,
     gc,
     import_dir,
     inventory,
+    judge,
+    merge_adapter,
     move_alias,
     protect,
     protection_reasons,
@@ -51,10 +56,17 @@ from services.registry.projection import (
 )
 
 __all__ = [
-    "GcItem", "IntegrityError", "InvalidInputError", "NotFoundError", "PickledWeightsError", "ProtectedError",
+    "GcItem", "describe", "judge", "merge_adapter", "register_cli", "IntegrityError", "InvalidInputError", "NotFoundError", "PickledWeightsError", "ProtectedError",
     "PurgeRefusedError", "PurgeResult", "RebuildFromS3Report", "Registry", "RegistryClient", "RegistryError",
     "TrashedError", "VerifyReport", "VersionsProjection", "backup_status", "export", "gc", "get_aliases",
     "get_version", "import_dir", "inventory", "last_verify_failure", "list_versions", "move_alias", "protect",
     "protection_reasons", "purge", "rebuild_from_s3", "remove_alias", "replicate_pending", "replicate_version",
     "restore", "trash", "unprotect", "verify",
 ]
+
+
+def register_cli(app: Any) -> None:
+    """Add the commands that need the bucket itself (``registry import``, ``registry rebuild``) to ``app``."""
+    from services.registry.cli import register  # typer and rich: only for the command line
+
+    register(app)

@@ -16,63 +16,18 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from services.stack.servers import RedisServer, S3Server, ServerError, port_open
-from shared.settings import StackSettings
+from services.stack.state import ProcInfo, StackState, alive
+from shared.settings import DEV_SECRET, StackSettings
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("registry", "evaluator", "deployer", "trainer", "inference", "api")
-
-
-@dataclass
-class ProcInfo:
-    name: str
-    pid: int
-    port: int | None = None
-    log: str = ""
-
-
-@dataclass
-class StackState:
-    state_dir: str
-    redis_url: str
-    s3_endpoint: str
-    api_url: str
-    inference_url: str
-    dashboard_url: str
-    procs: list[ProcInfo] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, state_dir: Path) -> StackState | None:
-        path = state_dir / "stack.json"
-        if not path.exists():
-            return None
-        data = json.loads(path.read_text())
-        data["procs"] = [ProcInfo(**p) for p in data.get("procs", [])]
-        return cls(**data)
-
-    def save(self) -> None:
-        path = Path(self.state_dir) / "stack.json"
-        path.write_text(json.dumps(asdict(self), indent=1))
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); look at its state.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 @dataclass
@@ -132,6 +87,7 @@ class Stack:
             state_dir=str(self.state_dir), redis_url="", s3_endpoint=s.s3_endpoint,
             api_url=f"http://{host}:{s.api_port}", inference_url=f"http://{host}:{s.inference_port}",
             dashboard_url=f"http://{host}:{s.dashboard_port}",
+            api_token=self.env().get("TRAINYARD_API_TOKEN") or (DEV_SECRET if s.dev else ""),
         )
         note = progress or (lambda msg: log.info(msg))
         note(f"redis-server on {host}:{s.redis_port}")
@@ -199,7 +155,7 @@ class Stack:
             while not port_open(self.settings.bind, dash.port) and time.monotonic() < end:
                 time.sleep(0.2)
 
-    # -- process control for fault drills (tests/test_reliability_*.py) ------------------------------
+    # -- process control for fault drills (tests/drills/) ------------------------------
     @classmethod
     def attach(cls, settings: StackSettings, base_model: str, extra_env: dict[str, str] | None = None) -> Stack:
         """A Stack bound to the processes already recorded in ``settings.state_dir`` (started by ``up``)."""
