@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "trainyard-dev-secret"
@@ -98,10 +98,14 @@ class DeployerSettings(CommonSettings):
 class InferenceSettings(BaseSettings):
     """The inference container runs on another machine: it needs no Redis or S3."""
 
-    model_config = SettingsConfigDict(env_prefix="TRAINYARD_INFERENCE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_INFERENCE_", extra="ignore", frozen=True,
+                                      populate_by_name=True)
 
     dev: bool = Field(default=False, validation_alias="TRAINYARD_DEV")
     base_model: str = ""
+    # the base model's id in /v1/models and responses; "" = its folder's name (a hub id as it is)
+    served_model_name: str = Field(default="", validation_alias=AliasChoices(
+        "TRAINYARD_SERVED_MODEL_NAME", "TRAINYARD_INFERENCE_SERVED_MODEL_NAME", "served_model_name"))
     host: str = "127.0.0.1"
     port: int = 8000
     token: str = DEV_SECRET
@@ -119,6 +123,14 @@ class InferenceSettings(BaseSettings):
         if not self.dev and self.token == DEV_SECRET:
             raise ValueError("TRAINYARD_INFERENCE_TOKEN must be set outside dev mode (or set TRAINYARD_DEV=1)")
         return self
+
+    def served_name(self) -> str:
+        """The public id of the base model: never a server path."""
+        if self.served_model_name:
+            return self.served_model_name
+        base = self.base_model.rstrip("/")
+        local = base.startswith(("/", ".", "~")) or Path(base).is_dir()
+        return Path(base).name if local else base
 
 
 class ApiSettings(CommonSettings):
