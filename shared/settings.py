@@ -153,6 +153,9 @@ class StackSettings(CommonSettings):
     inference_port: int = 8000
     dashboard_port: int = 9181
     bind: str = "127.0.0.1"
+    # the trainer's watched folders: beside where `trainyard up` runs unless set (TRAINYARD_INBOX_DIR, ...)
+    inbox_dir: Path = Path("inbox")
+    control_dir: Path = Path("control")
 
 
 S = TypeVar("S", bound=BaseSettings)

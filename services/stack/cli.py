@@ -74,6 +74,9 @@ def _print_urls(state) -> None:
     console.print(f"inference   {state.inference_url}")
     console.print(f"rq-dashboard {state.dashboard_url}")
     console.print(f"redis       {state.redis_url}   S3 {state.s3_endpoint}   logs {state.state_dir}/logs")
+    # paths on one line whatever the terminal's width, so they can be copied
+    console.print(f"inbox       [bold]{state.inbox_dir}[/bold]   (drop a .jsonl here to train it)", soft_wrap=True)
+    console.print(f"control     {state.control_dir}   (touch pause, resume, stop or skip)", soft_wrap=True)
 
 
 def _ensure_demo_model(path: Path) -> Path:
