@@ -33,6 +33,9 @@ class CommonSettings(BaseSettings):
     bucket: str = "trainyard"
     state_dir: Path = Path(".state")
     log_level: str = "INFO"
+    # where versions are copied (the registry's replica); None: the primary's own endpoint, which is no backup
+    replica_endpoint: str | None = None
+    replica_bucket: str = "trainyard-replica"
 
     @model_validator(mode="after")
     def _secrets_outside_dev(self) -> CommonSettings:
@@ -47,6 +50,27 @@ class CommonSettings(BaseSettings):
     def _secret_defaults(self) -> dict[str, str]:
         return {"s3_secret_key": DEV_S3_SECRET}
 
+    def replica_warnings(self) -> list[str]:
+        """Why the configured replica is not a backup: none configured, or it lives on the primary's server."""
+        if not self.replica_endpoint:
+            return ["no replica is configured (set TRAINYARD_REPLICA_ENDPOINT): versions are copied to bucket "
+                    f"{self.replica_bucket!r} on the primary's own server {self.s3_endpoint}, which is not a backup"]
+        if same_server(self.replica_endpoint, self.s3_endpoint):
+            return [f"the replica endpoint {self.replica_endpoint} is the primary's own server: bucket "
+                    f"{self.replica_bucket!r} there is not a backup (point TRAINYARD_REPLICA_ENDPOINT at another "
+                    "machine)"]
+        return []
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two S3 endpoints (``host:port``, with or without a scheme) name the same server."""
+    def norm(endpoint: str) -> str:
+        host = endpoint.strip().lower().split("://", 1)[-1].rstrip("/")
+        for alias in ("localhost", "[::1]", "0.0.0.0"):
+            host = host.replace(alias, "127.0.0.1")
+        return host
+    return norm(a) == norm(b)
+
 
 class TrainerSettings(CommonSettings):
     inbox_dir: Path = Path("inbox")
@@ -60,12 +84,12 @@ class TrainerSettings(CommonSettings):
 
 
 class RegistrySettings(CommonSettings):
-    replica_endpoint: str | None = None  # host:port of a second S3 server; None = same endpoint
-    replica_bucket: str = "trainyard-replica"
     replica_access_key: str | None = None
     replica_secret_key: str | None = None
     trash_retention_days: float = 7.0
-    best_metric: str = "eval_loss"
+    # what `best` follows: "auto" = the evaluator's held-out loss where a job has held-out examples, else the
+    # tracked training examples' loss; or a metric path of the snapshot aggregates / checkpoint metrics
+    best_metric: str = "auto"
     multipart_threshold_mb: int = 64
 
 

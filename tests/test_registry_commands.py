@@ -20,7 +20,7 @@ from shared.settings import RegistrySettings
 
 @pytest.fixture
 def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
-    settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica", trash_retention_days=7)
+    settings = RegistrySettings(**settings_kwargs, best_metric="eval_loss", replica_bucket=f"{bucket}-replica", trash_retention_days=7)
     with dropped_after(Registry.open(settings, r)) as reg:
         yield reg
 

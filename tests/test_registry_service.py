@@ -18,7 +18,7 @@ from shared.settings import RegistrySettings
 
 @pytest.fixture
 def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
-    settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica")
+    settings = RegistrySettings(**settings_kwargs, best_metric="eval_loss", replica_bucket=f"{bucket}-replica")
     with dropped_after(Registry.open(settings, r)) as reg:
         yield reg
 

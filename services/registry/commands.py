@@ -10,6 +10,7 @@ and events). Each takes a ``Registry`` (``Registry.open(settings)``) first::
 from __future__ import annotations
 
 from services.registry.aliases import remove_alias, set_alias
+from services.registry.backup import backup_status, best_status
 from services.registry.context import Registry
 from services.registry.diskguard import GcItem, gc
 from services.registry.lifecycle import (
@@ -24,7 +25,6 @@ from services.registry.lifecycle import (
 from services.registry.maintenance import (
     RebuildFromS3Report,
     VerifyReport,
-    backup_status,
     inventory,
     rebuild_from_s3,
     verify,
@@ -34,7 +34,7 @@ from services.registry.transfer import export, import_dir
 from shared.events import Event
 
 __all__ = [
-    "GcItem", "PurgeResult", "RebuildFromS3Report", "Registry", "VerifyReport", "backup_status", "export", "gc",
+    "GcItem", "PurgeResult", "RebuildFromS3Report", "Registry", "VerifyReport", "backup_status", "best_status", "export", "gc",
     "import_dir", "inventory", "move_alias", "protect", "protection_reasons", "purge", "rebuild_from_s3",
     "remove_alias", "replicate_pending", "replicate_version", "restore", "trash", "unprotect", "verify",
 ]

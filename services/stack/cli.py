@@ -57,6 +57,8 @@ def up(
         down(settings.state_dir)
         raise typer.Exit(1) from None
     _print_urls(state)
+    for line in settings.replica_warnings():
+        err.print(f"[bold red]WARNING[/bold red]: {line}", soft_wrap=True)
     if detach:
         return
     console.print("Ctrl-C stops everything.")
