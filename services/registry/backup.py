@@ -25,7 +25,7 @@ def backup_status(reg: Registry) -> dict[str, Any]:
     replicated = total - len(pending)
     warnings = list(reg.settings.replica_warnings())
     if total and not replicated:
-        warnings.insert(0, f"nothing is replicated: none of the {total} versions has a copy on the replica")
+        warnings.insert(0, f"nothing is replicated: no version has a copy on the replica yet ({total} stored)")
     return {"replica": reg.replica.location, "total": total, "replicated": replicated, "pending": pending,
             "pending_bytes": sum(p["size"] for p in pending), "summary": _summary(reg, total, replicated),
             "warnings": warnings, "rows": rows}

@@ -1,7 +1,8 @@
 """The README's quick start, literally: `trainyard up` in a project folder, then `cp my_data.jsonl inbox/`.
 
 `up` prints where the inbox and control folders are (beside where it runs), and a file copied into that inbox
-becomes a job that trains to completion."""
+becomes a job that trains to completion. With no replica configured, `up` and every service that stores say
+so at start-up."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def test_cp_into_inbox_beside_up_trains(tmp_path: Path, tiny_model: Path) -> Non
         assert any(line.startswith("inbox") and str(project / "inbox") in line for line in lines), up.stdout
         assert any(line.startswith("control") and str(project / "control") in line for line in lines), up.stdout
         assert (project / "inbox").is_dir() and (project / "control").is_dir()
+        # no replica configured: said loudly by `up` and at start-up by every service that stores
+        assert "WARNING: no replica is configured" in up.stderr and "not a backup" in up.stderr, up.stderr
 
         # the user's `cp my_data.jsonl inbox/` (with a job spec beside it naming the local model)
         spec = {"base_model": str(tiny_model), "max_steps": 2, "checkpoint_every": 2, "batch_size": 2,
@@ -59,6 +62,13 @@ def test_cp_into_inbox_beside_up_trains(tmp_path: Path, tiny_model: Path) -> Non
             time.sleep(1)
         assert [(j["name"], j["state"]) for j in jobs] == [("my_data", "completed")], jobs
         assert (project / "inbox" / "accepted" / "my_data.jsonl").exists()
+        for service in ("registry", "trainer", "evaluator", "deployer", "api"):
+            log = project / ".state" / "logs" / f"{service}.log"
+            line = f"{service}: WARNING: no replica is configured"
+            deadline = time.monotonic() + 120
+            while line not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(1)
+            assert line in log.read_text(), (service, log.read_text()[-2000:])
     finally:
         down = _run(["down"], project, env, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
