@@ -94,8 +94,10 @@ class RegistrySettings(CommonSettings):
 
 
 class EvaluatorSettings(CommonSettings):
-    max_new_tokens: int = 48
-    # a prediction stops this many tokens past its target's length (flagged truncated); None: max_new_tokens only
+    # the hard limit of a prediction's length (rows that reach it are flagged at_limit)
+    max_new_tokens: int = Field(default=512, ge=1)
+    # a prediction stops this many tokens past its target's length (flagged truncated), so a long target has
+    # room to be matched and a short one costs little; None: every row may take max_new_tokens
     answer_room: int | None = 16
     batch_size: int = 64  # rows per forward pass, fewer where gpu_memory_budget_mb says so
     device: str = "auto"  # auto | cpu | cuda
