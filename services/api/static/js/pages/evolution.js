@@ -92,7 +92,7 @@ export async function render(main, [jobId, idxParam]) {
         { label: "id", value: (e) => h("span", { class: "mono", text: e.id || "" }) },
         { label: "split", value: (e) => e.split },
         { label: "question", value: (e) => clip(e.question, 60) },
-        { label: "latest prediction", value: (e) => h("span", { class: "mono", text: clip(e.prediction, 50) }) },
+        { label: "latest prediction", value: (e) => h("span", {}, h("span", { class: "mono", text: clip(e.prediction, 50) }), limitBadge(e)) },
         { label: "state", value: (e) => e.state },
         { label: "region", value: (e) => e.region || "" },
         { label: "learned at", value: (e) => e.learned_at ?? "" },
@@ -130,6 +130,9 @@ export async function render(main, [jobId, idxParam]) {
       h("h3", { text: "target" }), h("div", { class: "pre", "data-testid": "target", text: ex.target }),
       h("h3", {}, `prediction at step ${at ? at.step : "–"}`, at && at.exact ? " ✓ exact" : ""),
       h("div", { class: "pre", "data-testid": "prediction", text: at ? at.prediction : "" }),
+      at && (at.flags || []).includes("at_limit") ? h("p", { class: "warning", "data-testid": "at-limit", text:
+        `⚠ This prediction stopped at the token limit (${at.pred_len} tokens; TRAINYARD_MAX_NEW_TOKENS) before the target's length `
+        + "plus the answer room: the answer is longer than a prediction may be, so it cannot count as learned." }) : "",
       h("h3", { text: "diff against the target" }), renderDiff(at ? at.diff : []),
       st.exChart.el,
       h("h3", { text: "every step" }),
@@ -168,3 +171,10 @@ export async function render(main, [jobId, idxParam]) {
 }
 
 function clip(text, n) { const s = String(text ?? ""); return s.length > n ? `${s.slice(0, n - 1)}…` : s; }
+
+// Rows whose latest prediction stopped at the hard token limit (flag at_limit): never an exact match.
+function limitBadge(e) {
+  return (e.flags || []).includes("at_limit")
+    ? h("span", { class: "badge-warn", "data-testid": "at-limit-badge", title: "stopped at the token limit (TRAINYARD_MAX_NEW_TOKENS): cannot match a longer target", text: " ⚠ token limit" })
+    : "";
+}
