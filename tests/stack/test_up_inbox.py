@@ -72,3 +72,20 @@ def test_cp_into_inbox_beside_up_trains(tmp_path: Path, tiny_model: Path) -> Non
     finally:
         down = _run(["down"], project, env, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_inbox_and_control_can_be_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.stack.supervisor import Stack
+    from shared.settings import StackSettings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAINYARD_INBOX_DIR", raising=False)
+    monkeypatch.delenv("TRAINYARD_CONTROL_DIR", raising=False)
+    env = Stack(StackSettings(dev=True), base_model="m").env()
+    assert (env["TRAINYARD_INBOX_DIR"], env["TRAINYARD_CONTROL_DIR"]) == (str(tmp_path / "inbox"),
+                                                                          str(tmp_path / "control"))
+    monkeypatch.setenv("TRAINYARD_INBOX_DIR", str(tmp_path / "drop"))
+    monkeypatch.setenv("TRAINYARD_CONTROL_DIR", "ctl")
+    env = Stack(StackSettings(dev=True), base_model="m").env()
+    assert (env["TRAINYARD_INBOX_DIR"], env["TRAINYARD_CONTROL_DIR"]) == (str(tmp_path / "drop"),
+                                                                          str(tmp_path / "ctl"))
