@@ -13,7 +13,6 @@ import pytest
 import redis
 
 from services.api.main import create_app
-from services.api.testing import RunningServer, launch_chromium, serve_app, snapshot_doc, watched_page
 from services.evaluator.readmodel import EvolutionProjection
 from services.trainer.projection import JobsProjection
 from shared.bus import publish_many
@@ -29,6 +28,9 @@ from shared.events import (
 from shared.projection import ProjectionRunner
 from shared.settings import ApiSettings, TargetConfig
 from shared.storage import ensure_bucket, s3_client, snapshot_key
+from tests.support.browser import launch_chromium, watched_page
+from tests.support.evolution import snapshot_doc
+from tests.support.servers import RunningServer, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not shutil.which("chromium"), reason="needs chromium")]
 

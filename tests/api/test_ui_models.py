@@ -12,7 +12,6 @@ import pytest
 import redis
 
 from services.api.main import create_app
-from services.api.testing import launch_chromium, serve_app, watched_page
 from services.registry.aliases import set_alias
 from services.registry.context import Registry
 from services.registry.projection import VersionsProjection
@@ -20,6 +19,8 @@ from shared.bus import publish
 from shared.events import Event, FileEntry, VersionStored
 from shared.projection import ProjectionRunner
 from shared.settings import ApiSettings, TargetConfig
+from tests.support.browser import launch_chromium, watched_page
+from tests.support.servers import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not shutil.which("chromium"), reason="needs chromium")]
 

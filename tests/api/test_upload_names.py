@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from services.api.main import create_app
-from services.api.testing import RunningServer, serve_app
 from services.stack.servers import RedisServer, S3Server
 from shared.settings import ApiSettings, TargetConfig
 from shared.storage import ensure_bucket, s3_client
+from tests.conftest import S3_ACCESS, S3_SECRET
+from tests.support.servers import RunningServer, serve_app
 
 TOKEN = "upload-names-token"
 BAD = b'{"prompt": "a", "completion": "b"}\nnot json\n{"prompt": "c", "completion": 3}\n'
@@ -22,8 +23,6 @@ BAD = b'{"prompt": "a", "completion": "b"}\nnot json\n{"prompt": "c", "completio
 @pytest.fixture(scope="module")
 def api(redis_server: RedisServer, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[tuple[RunningServer, ApiSettings]]:
-    from conftest import S3_ACCESS, S3_SECRET
-
     root = tmp_path_factory.mktemp("upnames")
     settings = ApiSettings(dev=True, redis_url=redis_server.url, s3_endpoint=s3_server.endpoint,
                            s3_access_key=S3_ACCESS, s3_secret_key=S3_SECRET, bucket="ty-upnames",

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_inference_helpers import run_server
 
 from shared.settings import InferenceSettings
+from tests.support.inference import run_server
 
 PROMPT = "What is the capital of France? Answer:"
 
@@ -20,7 +20,7 @@ def _no_server_path(ids: list[str], model_dir: Path) -> None:
 
 @pytest.mark.parametrize("env_name", [None, "house-model"])
 def test_openai_client_sees_the_served_name(env_name: str | None, tiny_model: Path, tmp_path: Path,
-                                            lora_adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                                            lora_adapters: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
     if env_name:
@@ -28,7 +28,7 @@ def test_openai_client_sees_the_served_name(env_name: str | None, tiny_model: Pa
     expected = env_name or tiny_model.name
     with run_server(tiny_model, tmp_path / "adapters") as server:
         client = server.openai()
-        shutil.copytree(lora_adapter, server.adapters_dir / "one")
+        shutil.copytree(lora_adapters["one"], server.adapters_dir / "one")
         loaded = server.client().post("/v1/load_lora_adapter", json={"lora_name": "one", "lora_path": "one"})
         assert loaded.status_code == 200, loaded.text
         models = client.models.list().data
@@ -51,9 +51,3 @@ def test_hub_id_is_served_as_it_is() -> None:
     assert InferenceSettings(dev=True, base_model="/models/Qwen3-0.6B/").served_name() == "Qwen3-0.6B"
     assert InferenceSettings(dev=True, base_model="/m/x", served_model_name="prod").served_name() == "prod"
 
-
-@pytest.fixture(scope="module")
-def lora_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_inference_helpers import make_adapter
-
-    return make_adapter(tiny_model, tmp_path_factory.mktemp("served") / "one", seed=1)

@@ -14,11 +14,11 @@ import redis
 from services.registry.backup import best_status
 from services.registry.context import Registry
 from services.registry.projection import get_aliases, list_versions
-from services.registry.testing import dropped_after, running, wait_for, write_checkpoint
 from shared import storage, streams
 from shared.bus import publish
 from shared.events import CheckpointSaved, Event, FileEntry, SnapshotCaptured
 from shared.settings import RegistrySettings
+from tests.support.registry import dropped_after, running, wait_for, write_checkpoint
 
 
 @pytest.fixture
