@@ -35,9 +35,8 @@ def _summary(reg: Registry, total: int, replicated: int) -> str:
     where = f"the replica {reg.replica.location}"
     if not total:
         return f"No versions stored yet; they will be copied to {where}."
-    if replicated == total:
-        return f"All {total} version{'s' if total != 1 else ''} are copied to {where}."
-    return f"{replicated} of {total} versions are copied to {where}; {total - replicated} not yet."
+    rest = "." if replicated == total else f"; {total - replicated} not yet."
+    return f"{replicated} of {total} versions copied to {where}{rest}"
 
 
 def best_status(reg: Registry) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def test_no_replica_configured_and_nothing_replicated_warn(api_settings: dict, r
     settings = ApiSettings(**api_settings)
     for seen in _models_page(settings, r, "models-no-replica.png"):
         assert seen["summary"] == seen["api"]["summary"]
-        assert seen["summary"].startswith("0 of 1 versions are copied to the replica")
+        assert seen["summary"].startswith("0 of 1 versions copied to the replica") and "1 not yet" in seen["summary"]
         assert len(seen["warnings"]) == 2, seen["warnings"]
         assert "nothing is replicated" in seen["warnings"][0]
         assert "no replica is configured" in seen["warnings"][1] and "not a backup" in seen["warnings"][1]
