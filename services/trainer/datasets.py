@@ -28,7 +28,7 @@ from services.trainer.records import BadRecord, detect_format, to_messages, uses
 from services.trainer.spec import DatasetFormat
 from shared.storage import sha256_file
 
-__all__ = ["DatasetError", "Example", "ValidatedDataset", "detect_format", "load_and_validate"]
+__all__ = ["DatasetError", "Example", "ValidatedDataset", "describe", "detect_format", "load_and_validate"]
 
 MAX_REPORTED = 200  # problems listed in a report (the count is always exact)
 DEFAULT_MAX_CHARS = 100_000  # an example longer than this (all message text) is refused
@@ -60,9 +60,13 @@ class ValidatedDataset:
 
     @property
     def detected(self) -> str:
-        """What was detected, in words: ``sharegpt in a CSV file, 12 examples (3 with tool calls)``."""
-        tools = f" ({self.n_tool_examples} with tool calls)" if self.n_tool_examples else ""
-        return f"{self.format.value} in {KIND_WORDS[self.file_type]}, {self.n_examples} examples{tools}"
+        return describe(self.format.value, self.file_type, self.n_examples, self.n_tool_examples)
+
+
+def describe(fmt: str, file_type: str, n_examples: int, n_tool_examples: int = 0) -> str:
+    """What was detected, in words: ``sharegpt in a CSV file, 12 examples (3 with tool calls)``."""
+    tools = f" ({n_tool_examples} with tool calls)" if n_tool_examples else ""
+    return f"{fmt} in {KIND_WORDS.get(file_type, file_type)}, {n_examples} example(s){tools}"
 
 
 class _Report:
