@@ -2,8 +2,8 @@
 
 Every type yields the same records (a dict per example), so the formats are detected by the same field rules
 (``services.trainer.records.detect_format``). A UTF-8 byte-order mark is accepted. In CSV and Parquet a
-``messages``, ``conversations`` or ``tools`` cell may hold JSON text (a spreadsheet has no lists), and an empty
-Parquet value counts as absent. Places are named the way a user finds them: ``line 3`` (JSONL), ``item [2]
+``messages``, ``conversations`` or ``tools`` cell may hold JSON text (a spreadsheet has no lists); the columns
+tell the format, so a null Parquet value is reported as such. Places are named the way a user finds them: ``line 3`` (JSONL), ``item [2]
 (line 14)`` (JSON array), ``row 4 (line 5)`` (CSV: the row under the header, and its line in the file),
 ``row 4`` (Parquet).
 """
@@ -120,11 +120,9 @@ def _json_array(data: bytes) -> Iterator[Located]:
 
 
 def _cells(row: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """A row's values, JSON columns decoded and empty values dropped; (record, problem)."""
+    """A row's values, JSON columns decoded; (record, problem)."""
     out = {}
     for key, value in row.items():
-        if value is None:
-            continue
         if key in JSON_COLUMNS and isinstance(value, str) and value.strip():
             try:
                 value = json.loads(value)
@@ -146,9 +144,9 @@ def _csv(data: bytes) -> Iterator[Located]:
             row_no += 1
             where = f"row {row_no} (line {last + 1})"
             last = reader.line_num
-            if None in row:
-                yield Located(where, row_no, f"row-{row_no}",
-                              problem=f"{len(header) + len(row[None])} cells, the header has {len(header)}")  # type: ignore[index]
+            if None in row or None in row.values():
+                cells = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+                yield Located(where, row_no, f"row-{row_no}", problem=f"{cells} cell(s), the header has {len(header)}")
                 continue
             record, problem = _cells(row)
             yield Located(where, row_no, f"row-{row_no}", record, problem)

@@ -66,6 +66,8 @@ def _text(record: dict[str, Any], key: str, *, allow_empty: bool = False) -> str
     if key not in record:
         raise BadRecord(f"missing field {key!r}")
     value = record[key]
+    if value is None:
+        raise BadRecord(f"field {key!r} is null")
     if not isinstance(value, str):
         raise BadRecord(f"field {key!r} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
