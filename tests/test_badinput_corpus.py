@@ -95,9 +95,10 @@ def test_inbox_rejects_with_the_exact_message(case: dict[str, Any], settings_kwa
     path, sidecar = materialise(case, inbox)
     original = path.read_bytes()
     side_original = sidecar.read_bytes() if sidecar else None
-    # bystanders: a dataset still being written and an unrelated file must not be touched
+    # bystanders: a dataset still being written and a hidden file must not be touched (any other file gets an
+    # outcome of its own: tests/trainer/test_inbox_formats.py)
     (inbox / "other.jsonl.part").write_text('{"text": "half')
-    (inbox / "notes.txt").write_text("keep me")
+    (inbox / ".notes.txt").write_text("keep me")
     watcher = InboxWatcher(settings, r, s3)
     assert watcher.scan_once() == []  # first sight: recorded, not yet stable
     assert watcher.scan_once() == []  # stable now: taken and rejected
@@ -111,7 +112,7 @@ def test_inbox_rejects_with_the_exact_message(case: dict[str, Any], settings_kwa
     assert head.startswith(f"{path.name} was rejected")
     check_report(case, lines, "inbox")
     assert (inbox / "other.jsonl.part").read_text() == '{"text": "half'
-    assert (inbox / "notes.txt").read_text() == "keep me"
+    assert (inbox / ".notes.txt").read_text() == "keep me"
     assert not (inbox / "accepted").exists() or not any((inbox / "accepted").iterdir())
     events = [e for _, e in read_all(r, streams.JOBS)]
     assert [e.type for e in events] == ["dataset.rejected"]
