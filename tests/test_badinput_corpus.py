@@ -41,7 +41,7 @@ def _params(channel: str) -> list[Any]:
             continue
         gap = case.get(f"gap_{channel}") or case.get("gap")
         marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-        out.append(pytest.param(case, id=case["file"].removesuffix(".jsonl"), marks=marks))
+        out.append(pytest.param(case, id=case["file"].removesuffix(".jsonl"), marks=marks))  # others: id.ext
     return out
 
 
@@ -58,7 +58,7 @@ def materialise(case: dict[str, Any], dest: Path) -> tuple[Path, Path | None]:
             f.write(b'"}\n')
     else:
         shutil.copyfile(BAD / case["file"], target)
-    sidecar = BAD / case["file"].replace(".jsonl", ".yaml")
+    sidecar = (BAD / case["file"]).with_suffix(".yaml")
     side_copy = None
     if sidecar.exists():
         side_copy = dest / sidecar.name
@@ -175,7 +175,7 @@ def test_api_upload_rejects_a_spec_that_is_not_a_json_object(spec: str, expected
 def test_corpus_is_complete() -> None:
     """At least 30 cases, every committed file is used, every case names an expectation."""
     assert len(CASES) >= 30
-    named = {c["file"] for c in CASES} | {c["file"].replace(".jsonl", ".yaml") for c in CASES}
+    named = {c["file"] for c in CASES} | {Path(c["file"]).with_suffix(".yaml").name for c in CASES}
     on_disk = {p.name for p in BAD.iterdir()} - {"cases.json", "symlink_target.jsonl"}
     assert on_disk <= named, on_disk - named
     assert all(c.get("expect") or c.get("expect_contains") for c in CASES)
