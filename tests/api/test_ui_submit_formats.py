@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.api.main import create_app
-from services.api.testing import RunningServer, launch_chromium, serve_app, watched_page
 from shared.settings import ApiSettings
 from shared.storage import ensure_bucket, s3_client
+from tests.support.browser import launch_chromium, watched_page
+from tests.support.servers import RunningServer, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not shutil.which("chromium"), reason="needs chromium")]
 

@@ -14,10 +14,10 @@ import pytest
 import redis
 
 from services.api.main import create_app
-from services.api.testing import RunningServer, serve_app
 from services.trainer import jobstore
 from shared.settings import ApiSettings
 from shared.storage import ensure_bucket, s3_client
+from tests.support.servers import RunningServer, serve_app
 
 TOKEN = "upload-formats-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

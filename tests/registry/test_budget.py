@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from services.registry.testing import dropped_after, running, save_checkpoint, wait_for
 
 from services.registry import commands
 from services.registry.budget import storage_apply, storage_plan
@@ -16,7 +17,6 @@ from services.registry.context import Registry
 from services.registry.exceptions import NotFoundError, ProtectedError, PurgeRefusedError
 from services.registry.projection import VersionsProjection, list_versions
 from services.registry.replica import replica_has
-from services.registry.testing import dropped_after, running, save_checkpoint, wait_for
 from shared import storage
 from shared.projection import ProjectionRunner
 from shared.settings import RegistrySettings
