@@ -22,6 +22,7 @@ TYPES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet
 ACCEPTED = "a dataset is .jsonl (one example per line), .json (a JSON array of examples), .csv or .parquet"
 JSON_COLUMNS = ("messages", "conversations", "tools")
 BOM = "\ufeff"
+CSV_FIELD_LIMIT = 64 * 1024 * 1024  # a cell may hold a whole conversation as JSON (the csv default is 128 KiB)
 
 
 class FileProblem(Exception):
@@ -102,8 +103,9 @@ def _json_array(data: bytes) -> Iterator[Located]:
         raise FileProblem(f"{what}: a .json dataset is a JSON array of examples (a JSON object is a job spec, "
                           "and goes beside its dataset under the same name)")
     i, n = _skip(text, i + 1), 0
+    seen, line = 0, 1  # lines counted up to ``seen``, so that a large array is read in one pass
     while text[i:i + 1] != "]":
-        line = text.count("\n", 0, i) + 1
+        line, seen = line + text.count("\n", seen, i), i
         try:
             item, i = decoder.raw_decode(text, i)
         except json.JSONDecodeError as exc:
@@ -133,6 +135,7 @@ def _cells(row: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
 
 
 def _csv(data: bytes) -> Iterator[Located]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.DictReader(io.StringIO(_decode(data), newline=""))
     try:
         header = reader.fieldnames or []
