@@ -155,6 +155,8 @@ class InboxWatcher:
         return jobs
 
     def take(self, path: Path) -> str | None:
+        if not (path.is_symlink() or path.exists()):
+            return None  # taken already, as another file's sidecar
         kind = role(path)
         if kind == "other":
             return self._reject(path, None, DatasetError([
@@ -195,6 +197,9 @@ class InboxWatcher:
         if any(p.stem == path.stem and p != path and p.is_file() and role(p) == "dataset"
                for p in self.dir.iterdir()):
             return None  # its dataset has come: they go together
+        if path.is_symlink():
+            return self._reject(path, None, SpecError(
+                f"{path.name} is a symbolic link; links are refused, never followed"))
         what = "a JSON object (a job spec)" if path.suffix.lower() == ".json" else "a job spec"
         return self._reject(path, None, SpecError(
             f"{path.name} is {what} with no dataset named {path.stem}.jsonl, .json, .csv or .parquet beside it "

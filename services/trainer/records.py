@@ -98,7 +98,7 @@ def check_turns(turns: Turns, field: str) -> None:
     """The conversation rules, reported with the record's own indices."""
     if not turns:
         raise BadRecord("empty conversation")
-    if turns[-1][0] != "assistant":
+    if turns[-1][0] not in ("assistant", "call"):  # a conversation may end with a call: it teaches calling
         raise BadRecord("the last message must be the assistant's answer")
     users = [i for i, (role, _) in enumerate(turns) if role in ("user", "tool")]
     if not users and len(turns) > 1:

@@ -112,6 +112,7 @@ def test_a_spec_waits_for_its_dataset_and_a_lone_one_is_rejected(settings: Train
     inbox.mkdir(parents=True)
     (inbox / "later.json").write_text(json.dumps({"max_steps": 3}))  # the spec first, as `trainyard demo` does
     (inbox / "lonely.yaml").write_text("max_steps: 3\n")
+    (inbox / "linked.json").symlink_to(inbox / "later.json")
     waiting = settings.model_copy(update={"inbox_orphan_s": 3600.0})
     assert scan(waiting, r) == []
     assert (inbox / "later.json").exists() and (inbox / "lonely.yaml").exists()
@@ -120,6 +121,7 @@ def test_a_spec_waits_for_its_dataset_and_a_lone_one_is_rejected(settings: Train
     assert jobstore.load(r, job)["spec"]["max_steps"] == 3
     assert sorted(p.name for p in (inbox / "accepted").iterdir()) == ["later.csv", "later.json"]
     assert scan(settings.model_copy(update={"inbox_orphan_s": 0.0}), r) == []
-    assert not (inbox / "lonely.yaml").exists()
+    assert not (inbox / "lonely.yaml").exists() and not (inbox / "linked.json").is_symlink()
+    assert "linked.json is a symbolic link; links are refused, never followed" in errors(settings, "linked")
     assert "lonely.yaml is a job spec with no dataset named lonely.jsonl, .json, .csv or .parquet beside it" \
         in errors(settings, "lonely")

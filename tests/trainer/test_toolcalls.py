@@ -125,6 +125,15 @@ def test_tool_calls_render_as_qwen3_and_train_on_assistant_turns_only(tok, tmp_p
     assert trained == "".join(text for text, loss in spans if loss)
 
 
+def test_a_conversation_may_end_with_a_call(tok, tmp_path: Path) -> None:
+    """Teaching when to call: the last turn is the call itself, and it is the target."""
+    record = {"tools": [WEATHER], "messages": [{"role": "user", "content": "Weather in Oslo?"}, {
+        "role": "assistant", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}]}
+    messages = messages_of(tmp_path, record)
+    assert render(tok, messages).target == \
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call><|im_end|>'
+
+
 @pytest.mark.parametrize(("record", "reason"), [
     ({"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "r"},
                    {"role": "assistant", "content": "y"}]},
