@@ -38,11 +38,11 @@ def parquet_bytes(rows: list[dict]) -> bytes:
 FILES = {
     "sheet.csv": (b"\xef\xbb\xbfinstruction,input,output\nCapital of France?,,Paris\nTranslate,bonjour,hello\n",
                   "alpaca in a CSV file, 2 example(s)"),
-    "alpaca_en_demo.json": (json.dumps([{"instruction": "a", "input": "", "output": "b"}] * 3, indent=2).encode(),
+    "alpaca_en_demo.json": (b"\xef\xbb\xbf" + json.dumps([{"instruction": "a", "input": "", "output": "b"}] * 3, indent=2).encode(),
                             "alpaca in a JSON array, 3 example(s)"),
     "train.parquet": (parquet_bytes([{"prompt": "p", "completion": "c"}] * 4),
                       "prompt_completion in a Parquet file, 4 example(s)"),
-    "agent.jsonl": ((json.dumps(TOOLS) + "\n") * 2 + json.dumps({"messages": TOOLS["messages"][-1:]}) + "\n",
+    "agent.jsonl": ("\ufeff" + (json.dumps(TOOLS) + "\n") * 2 + json.dumps({"messages": TOOLS["messages"][-1:]}) + "\n",
                     "chat in a JSONL file, 3 example(s) (2 with tool calls)"),
 }
 
