@@ -27,12 +27,25 @@ def _settings(state_dir: Path | None) -> StackSettings:
     return load(StackSettings, **overrides)
 
 
-def demo_model(out_dir: Path = typer.Argument(..., help="directory to write the tiny Qwen3 into")) -> None:
-    """Build a tiny Qwen3 from config (random init) with a locally trained tokenizer."""
-    from shared.modeling import build_tiny_model
+def demo_model(
+    out_dir: Path = typer.Argument(..., help="directory to write the model into"),
+    shape: str = typer.Option("tiny", help="tiny (fast tests, local tokenizer) | qwen3-0.6b (the exact "
+                                           "Qwen3-0.6B architecture) | qwen3-0.6b-narrow (real width and "
+                                           "vocabulary, 2 layers); the qwen3 shapes carry the real Qwen tokenizer"),
+) -> None:
+    """Build a random-init Qwen3 from config with its tokenizer; nothing is downloaded."""
+    from shared.realshape import SHAPES, TokenizerSourceMissing, build_model
 
-    path = build_tiny_model(out_dir)
-    console.print(f"tiny Qwen3 written to [bold]{path}[/bold]")
+    if shape not in SHAPES:
+        err.print(f"[red]unknown --shape {shape!r}:[/red] one of {', '.join(SHAPES)}")
+        raise typer.Exit(2)
+    try:
+        with console.status(f"building the {shape} model"):
+            path = build_model(out_dir, shape=shape)
+    except TokenizerSourceMissing as exc:
+        err.print(f"[red]demo-model:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{shape} Qwen3 written to [bold]{path}[/bold]")
 
 
 def up(

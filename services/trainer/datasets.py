@@ -10,11 +10,12 @@ Formats (told by each example's fields, the same for every file type; overridabl
   alpaca             {"instruction": "...", "input": "...", "output": "..."}
   sharegpt           {"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", ...}]}
                      (function_call / observation turns, ``system`` and ``tools`` fields)
-  text               {"text": "..."}  (plain text: the whole text is the target of an empty prompt)
+  text               {"text": "..."}  (plain text: one assistant turn, trained as language modelling)
 
 Everything becomes a list of chat messages ending with the assistant's turn (``services.trainer.records``; tool
 use in Qwen3's format, ``services.trainer.toolcalls``); ``shared.modeling.render`` turns it into prompt and
-target text, and the loss covers assistant/completion tokens only.
+target text, and the loss covers assistant/completion tokens only (plain text, a lone assistant turn, is
+language modelling with loss on every token: see ``services.trainer.features``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Example:
     line: int  # its line (JSONL), item index (JSON array) or row (CSV, Parquet)
     id: str
     messages: Messages
+    where: str = ""  # its place as reports name it: "line 3", "item [2] (line 14)", "row 4 (line 5)", "row 4"
 
 
 @dataclass
@@ -138,7 +140,7 @@ def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *, kin
                     report.bad(loc.where, f"duplicate id {str(ex_id)!r} (first used on {first})")
                     continue
             n_tools += uses_tools(record)
-            examples.append(Example(loc.number, str(ex_id) if explicit else loc.default_id, messages))
+            examples.append(Example(loc.number, str(ex_id) if explicit else loc.default_id, messages, loc.where))
     except FileProblem as exc:
         report.bad(None, str(exc))
     except OSError as exc:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from services.registry.testing import dropped_after, running, save_checkpoint, wait_for
 
 from services.registry import commands
 from services.registry.budget import storage_apply, storage_plan
@@ -20,6 +19,7 @@ from services.registry.replica import replica_has
 from shared import storage
 from shared.projection import ProjectionRunner
 from shared.settings import RegistrySettings
+from tests.support.registry import dropped_after, running, save_checkpoint, wait_for
 
 
 @pytest.fixture
