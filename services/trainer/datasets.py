@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.trainer.exceptions import DatasetError
-from services.trainer.filetypes import ACCEPTED, FileProblem, file_type, read_records, sniff
+from services.trainer.filetypes import ACCEPTED, FileProblem, Located, file_type, read_records, sniff
 from services.trainer.records import BadRecord, detect_format, to_messages, uses_tools
 from services.trainer.spec import DatasetFormat
 from shared.storage import sha256_file
@@ -71,19 +71,57 @@ def describe(fmt: str, file_type: str, n_examples: int, n_tool_examples: int = 0
     return f"{fmt} in {KIND_WORDS.get(file_type, file_type)}, {n_examples} example(s){tools}"
 
 
-class _Report:
-    def __init__(self) -> None:
+class _Collector:
+    """The examples of one file and the report of its problems, one located record at a time."""
+
+    def __init__(self, kind: str, forced: DatasetFormat | None, max_chars: int) -> None:
+        self.kind, self.forced, self.max_chars = kind, forced, max_chars
+        self.file_fmt = forced
         self.problems: list[str] = []
         self.count = 0
+        self.examples: list[Example] = []
+        self.first_at: dict[str, str] = {}  # explicit example id -> where first used (tracked rows are keyed by id)
+        self.n_tools = 0
 
     def bad(self, where: str | None, reason: str) -> None:
         self.count += 1
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(f"{where}: {reason}" if where else reason)
 
-    def lines(self) -> list[str]:
+    def report(self) -> list[str]:
         more = self.count - len(self.problems)
         return self.problems + ([f"... and {more} more problem(s)"] if more else [])
+
+    def add(self, loc: Located) -> None:
+        if loc.problem is not None:
+            return self.bad(loc.where, loc.problem)
+        record = loc.record
+        rec_fmt = detect_format(record)
+        if rec_fmt is None:
+            what = "a JSON object" if isinstance(record, dict) else type(record).__name__
+            return self.bad(loc.where, f"unknown format ({what} without messages/conversations/prompt+completion/"
+                                       "instruction+output/text fields)")
+        if self.file_fmt is None:
+            self.file_fmt = rec_fmt
+        elif rec_fmt != self.file_fmt and self.forced is None:
+            return self.bad(loc.where, f"mixed formats: this {NOUNS[self.kind]} is {rec_fmt.value}, "
+                                       f"the file is {self.file_fmt.value}")
+        try:
+            messages = to_messages(record, self.file_fmt)
+        except BadRecord as exc:
+            return self.bad(loc.where, str(exc))
+        size = sum(len(m["content"]) for m in messages)
+        if size > self.max_chars:
+            return self.bad(loc.where, f"over-long example ({size} characters, limit {self.max_chars})")
+        ex_id = record.get("id")
+        explicit = isinstance(ex_id, str | int) and not isinstance(ex_id, bool)
+        if explicit:
+            first = self.first_at.setdefault(str(ex_id), loc.where)
+            if first != loc.where:
+                return self.bad(loc.where, f"duplicate id {str(ex_id)!r} (first used on {first})")
+        self.n_tools += uses_tools(record)
+        self.examples.append(Example(loc.number, str(ex_id) if explicit else loc.default_id, messages, loc.where))
+        return None
 
 
 def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *, kind: str | None = None,
@@ -99,59 +137,21 @@ def load_and_validate(path: Path, fmt: DatasetFormat | str | None = None, *, kin
     kind = kind or file_type(path)
     if kind is None:
         raise DatasetError([f"unsupported file type {path.suffix or '(no extension)'!r}: {ACCEPTED}"], str(path))
-    forced = DatasetFormat(fmt) if fmt else None
-    report = _Report()
-    examples: list[Example] = []
-    first_at: dict[str, str] = {}  # explicit example id -> where it was first used (tracked rows are keyed by id)
-    file_fmt = forced
-    n_tools = 0
+    found = _Collector(kind, DatasetFormat(fmt) if fmt else None, max_chars)
     try:
         for loc in read_records(path, kind):
-            if loc.problem is not None:
-                report.bad(loc.where, loc.problem)
-                continue
-            record = loc.record
-            rec_fmt = detect_format(record)
-            if rec_fmt is None:
-                what = "a JSON object" if isinstance(record, dict) else type(record).__name__
-                report.bad(loc.where, f"unknown format ({what} without messages/conversations/prompt+completion/"
-                                      "instruction+output/text fields)")
-                continue
-            if file_fmt is None:
-                file_fmt = rec_fmt
-            elif rec_fmt != file_fmt and forced is None:
-                report.bad(loc.where, f"mixed formats: this {NOUNS[kind]} is {rec_fmt.value}, "
-                                      f"the file is {file_fmt.value}")
-                continue
-            try:
-                messages = to_messages(record, file_fmt)
-            except BadRecord as exc:
-                report.bad(loc.where, str(exc))
-                continue
-            size = sum(len(m["content"]) for m in messages)
-            if size > max_chars:
-                report.bad(loc.where, f"over-long example ({size} characters, limit {max_chars})")
-                continue
-            ex_id = record.get("id")
-            explicit = isinstance(ex_id, str | int) and not isinstance(ex_id, bool)
-            if explicit:
-                first = first_at.setdefault(str(ex_id), loc.where)
-                if first != loc.where:
-                    report.bad(loc.where, f"duplicate id {str(ex_id)!r} (first used on {first})")
-                    continue
-            n_tools += uses_tools(record)
-            examples.append(Example(loc.number, str(ex_id) if explicit else loc.default_id, messages, loc.where))
+            found.add(loc)
     except FileProblem as exc:
-        report.bad(None, str(exc))
+        found.bad(None, str(exc))
     except OSError as exc:
         raise DatasetError([f"cannot read file: {exc.strerror or exc}"], str(path)) from None
-    if not examples and not report.count:
-        report.bad(None, "no examples (the file is empty)")
-    if report.count:
-        raise DatasetError(report.lines(), str(path))
-    assert file_fmt is not None
-    return ValidatedDataset(path=path, format=file_fmt, sha256=sha256_file(path), examples=examples,
-                            file_type=kind, n_tool_examples=n_tools)
+    if not found.examples and not found.count:
+        found.bad(None, "no examples (the file is empty)")
+    if found.count:
+        raise DatasetError(found.report(), str(path))
+    assert found.file_fmt is not None
+    return ValidatedDataset(path=path, format=found.file_fmt, sha256=sha256_file(path), examples=found.examples,
+                            file_type=kind, n_tool_examples=found.n_tools)
 
 
 def load_stored(path: Path, fmt: DatasetFormat | str | None = None) -> ValidatedDataset:
