@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.registry.budget import storage_apply, storage_plan
 from services.registry.client import RegistryClient
 from services.registry.commands import (
     GcItem,
@@ -16,6 +17,7 @@ from services.registry.commands import (
     RebuildFromS3Report,
     VerifyReport,
     backup_status,
+    best_status,
     describe,
     export,
     gc,
@@ -56,7 +58,7 @@ from services.registry.projection import (
 )
 
 __all__ = [
-    "GcItem", "describe", "judge", "merge_adapter", "register_cli", "IntegrityError", "InvalidInputError", "NotFoundError", "PickledWeightsError", "ProtectedError",
+    "GcItem", "storage_apply", "storage_plan", "best_status", "describe", "judge", "merge_adapter", "register_cli", "IntegrityError", "InvalidInputError", "NotFoundError", "PickledWeightsError", "ProtectedError",
     "PurgeRefusedError", "PurgeResult", "RebuildFromS3Report", "Registry", "RegistryClient", "RegistryError",
     "TrashedError", "VerifyReport", "VersionsProjection", "backup_status", "export", "gc", "get_aliases",
     "get_version", "import_dir", "inventory", "last_verify_failure", "list_versions", "move_alias", "protect",

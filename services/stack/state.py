@@ -27,6 +27,8 @@ class StackState:
     api_url: str
     inference_url: str
     dashboard_url: str
+    inbox_dir: str = ""
+    control_dir: str = ""
     procs: list[ProcInfo] = field(default_factory=list)
     api_token: str = ""  # so the CLI on this machine finds the API and its token (services/api/connect.py)
 

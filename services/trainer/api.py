@@ -11,10 +11,10 @@ from services.trainer.control import cancel, pause, queue_order, reprioritise, r
 from services.trainer.datasets import load_and_validate
 from services.trainer.exceptions import DatasetError, InvalidTransition, JobNotFound, SpecError, TrainerError
 from services.trainer.projection import JobsProjection, get_job, job_metrics, list_jobs
-from services.trainer.submit import submit_job
+from services.trainer.submit import submit_job, submitted_dataset
 
 __all__ = [
     "DatasetError", "InvalidTransition", "JobNotFound", "JobsProjection", "SpecError", "TrainerError", "cancel",
     "get_job", "job_metrics", "list_jobs", "load_and_validate", "pause", "queue_order", "reprioritise",
-    "resume", "skip", "stop", "submit_job",
+    "resume", "skip", "stop", "submit_job", "submitted_dataset",
 ]
