@@ -39,6 +39,8 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     after publishing ``dataset.rejected``. The dataset file is never modified.
     """
     dataset_path = Path(dataset_path)
+    if settings.default_base_model and not isinstance(spec, JobSpec) and not (spec or {}).get("base_model"):
+        spec = {**(spec or {}), "base_model": settings.default_base_model}
     job_spec = parse_spec(spec, name=name, priority=priority)
     heldout_file = admission.check(settings, job_spec, dataset_path)
     job_id = new_job_id()
