@@ -57,6 +57,7 @@ class TrainerSettings(CommonSettings):
     inbox_stable_s: float = 1.0  # a file must keep its size this long before it is picked up
     keep_local_checkpoints: int = 2  # after the registry confirmed them
     worker_name: str | None = None
+    gpu_memory_gb: float = 24.0  # the training GPU's memory: submit refuses a spec estimated not to fit
 
 
 class RegistrySettings(CommonSettings):
