@@ -4,7 +4,7 @@ import { onEvent } from "../feed.js";
 import { bytes, clear, h, table } from "../dom.js";
 
 export async function render(main) {
-  const kind = h("select", { "aria-label": "kind" }, ["", "adapter", "base", "merged", "dataset"].map((k) => h("option", { value: k, text: k || "all kinds" })));
+  const kind = h("select", { "aria-label": "kind" }, ["", "adapter", "full", "base", "merged", "dataset"].map((k) => h("option", { value: k, text: k || "all kinds" })));
   const trashed = h("input", { type: "checkbox", "aria-label": "include trashed" });
   const list = h("div");
   const side = h("div", {}, h("p", { class: "muted", text: "Pick a version to see its lineage." }));
