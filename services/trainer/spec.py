@@ -137,6 +137,9 @@ class JobSpec(BaseModel):
     def _deploy(self) -> JobSpec:
         if self.deploy_policy != DeployPolicy.manual and not self.deploy_target:
             raise ValueError(f"deploy_policy {self.deploy_policy.value!r} needs a deploy_target")
+        if self.method == TrainMethod.full and self.deploy_policy != DeployPolicy.manual:
+            raise ValueError("deploy_policy: full versions cannot be deployed yet (the inference server serves "
+                             "adapters); use deploy_policy 'manual' with method 'full'")
         if self.method == TrainMethod.full and "gradient_checkpointing" not in self.model_fields_set:
             self.gradient_checkpointing = True
         return self

@@ -26,7 +26,9 @@ def test_the_form_submits_a_full_fine_tune_and_names_a_bad_init_from(server: Run
     spec = httpx.get(f"{server.url}/api/jobs/{job_id}", timeout=10).json()["spec"]
     assert spec["method"] == "full" and spec["gradient_checkpointing"] is True and spec["max_steps"] == 5
 
+    again = tmp_path / "again.jsonl"
+    again.write_bytes(DEMO.read_bytes())
     page.fill("input[aria-label='init from']", "no-such-version")
-    page.set_input_files(".drop input[type=file]", str(data))
+    page.set_input_files(".drop input[type=file]", str(again))
     page.wait_for_selector("text=/neither a stored version id nor an alias/", timeout=30_000)
     assert len(httpx.get(f"{server.url}/api/jobs", timeout=10).json()["data"]) == 1

@@ -28,6 +28,8 @@ def test_full_method_defaults_to_gradient_checkpointing_unless_told() -> None:
     assert again.gradient_checkpointing is False  # a stored spec keeps what it said
     with pytest.raises(SpecError, match="method"):
         parse_spec({"method": "freeze"})
+    with pytest.raises(SpecError, match="full versions cannot be deployed yet"):
+        parse_spec({"method": "full", "deploy_policy": "on-complete", "deploy_target": "box"})
 
 
 def test_parameter_count_of_qwen3_06b_from_its_config(tmp_path: Path) -> None:
