@@ -86,7 +86,7 @@ function submitForm(done) {
   const initFrom = h("input", { type: "text", size: 24, placeholder: "version id or alias", "aria-label": "init from" });
   function specJson() {  // the form's fields, unless the JSON overrides already name them
     let obj;
-    try { obj = JSON.parse(spec.value.trim() || "{}"); } catch (_e) { return spec.value; }  // the API names the error
+    try { obj = JSON.parse(spec.value.trim() || "{}"); } catch { return spec.value; }  // the API names the error
     if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return spec.value;
     if (!("method" in obj)) obj.method = method.value;
     if (initFrom.value.trim() && !("init_from" in obj)) obj.init_from = initFrom.value.trim();
