@@ -29,9 +29,10 @@ from services.trainer.submit import submit_job
 from shared import storage, streams
 from shared.bus import Consumer, ConsumerConfig, read_all
 from shared.modeling import build_tiny_model, demo_dataset_path
-from shared.settings import ApiSettings, EvaluatorSettings, RegistrySettings, TrainerSettings, as_env
+from shared.settings import ApiSettings, EvaluatorSettings, RegistrySettings, TrainerSettings
 from shared.storage import s3_client
 from tests.support.registry import dropped_after
+from tests.support.servers import serve_app
 from tests.support.trainer import tiny_spec
 
 TOKEN = "methods-token"
@@ -126,10 +127,12 @@ def test_full_fine_tune_is_versioned_snapshotted_and_exported(settings: TrainerS
 
     dest = tmp_path / "exported"
     cli = Path(sys.executable).with_name("trainyard")
-    env = {**as_env(RegistrySettings(**settings_kwargs, replica_bucket=f"{settings.bucket}-replica")),
-           "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([str(cli), "versions", "export", v4["version_id"], str(dest), "--json"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    api = ApiSettings(**settings_kwargs, api_token=TOKEN, uploads_dir=tmp_path / "up")
+    with serve_app(create_app(api, targets=[])) as server:  # the CLI goes through the REST gateway
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TRAINYARD_API_URL": server.url,
+               "TRAINYARD_API_TOKEN": TOKEN}
+        proc = subprocess.run([str(cli), "versions", "export", v4["version_id"], str(dest), "--json"],
+                              capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["dest"] == str(dest)
     from transformers import AutoModelForCausalLM, AutoTokenizer
