@@ -1,4 +1,5 @@
-// Jobs: the queue with priorities, state and progress; control buttons; submit by dropping a JSONL file.
+// Jobs: the queue with priorities, state and progress; control buttons; submit by dropping a dataset file
+// (.jsonl, .json array, .csv, .parquet); the submit box then says which format was detected.
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { clear, fmt, h, progress, stateBadge, table, toast } from "../dom.js";
@@ -92,9 +93,10 @@ function submitForm(done) {
     if (initFrom.value.trim() && !("init_from" in obj)) obj.init_from = initFrom.value.trim();
     return JSON.stringify(obj);
   }
-  const file = h("input", { type: "file", accept: ".jsonl,.json,application/json" });
-  const drop = h("div", { class: "drop" }, "Drop a JSONL dataset here, or ", file);
+  const file = h("input", { type: "file", accept: ".jsonl,.json,.csv,.parquet,application/json,text/csv" });
+  const drop = h("div", { class: "drop" }, "Drop a dataset (.jsonl, .json array, .csv, .parquet) here, or ", file);
   const status = h("div", { class: "muted" });
+  const detected = h("div", { class: "muted", "data-testid": "detected" });
   async function submit(f) {
     const form = new FormData();
     form.append("file", f);
@@ -102,9 +104,11 @@ function submitForm(done) {
     form.append("priority", prio.value);
     form.append("source", "ui");
     status.textContent = `uploading ${f.name} (${f.size} bytes)…`;
+    detected.textContent = "";
     try {
       const res = await api("/api/jobs/upload", { method: "POST", form });
       status.textContent = `queued job ${res.job_id}`;
+      if (res.detected) detected.textContent = `detected: ${res.detected}`;
       toast(`queued job ${res.job_id}`);
       done();
     } catch (e) { status.textContent = e.message; }
@@ -118,5 +122,5 @@ function submitForm(done) {
   file.addEventListener("change", () => { if (file.files.length) submit(file.files[0]); });
   return h("div", {}, drop, h("div", { class: "toolbar" }, h("label", {}, "method "), method,
     h("label", {}, "continue from "), initFrom, h("label", {}, "spec overrides "), spec, h("label", {}, "priority "), prio),
-    status);
+    status, detected);
 }
