@@ -83,6 +83,7 @@ class TrainerSettings(CommonSettings):
     keep_local_checkpoints: int = 2  # after the registry confirmed them
     default_base_model: str | None = None  # a job spec without base_model trains this (`trainyard up` sets it)
     worker_name: str | None = None
+    gpu_memory_gb: float = 24.0  # the training GPU's memory: submit refuses a spec estimated not to fit
 
 
 class RegistrySettings(CommonSettings):
