@@ -81,7 +81,9 @@ class TrainerSettings(CommonSettings):
     inbox_stable_s: float = 1.0  # a file must keep its size this long before it is picked up
     inbox_orphan_s: float = 60.0  # a spec sidecar with no dataset of its name is rejected after this long
     keep_local_checkpoints: int = 2  # after the registry confirmed them
+    default_base_model: str | None = None  # a job spec without base_model trains this (`trainyard up` sets it)
     worker_name: str | None = None
+    gpu_memory_gb: float = 24.0  # the training GPU's memory: submit refuses a spec estimated not to fit
 
 
 class RegistrySettings(CommonSettings):

@@ -27,7 +27,13 @@ from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import SnapshotInputError
 from services.evaluator.greedy import context_length
 from services.evaluator.metrics import SemanticScorer
-from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files
+from services.evaluator.models import (
+    ADAPTER_FILES,
+    ModelCache,
+    check_adapter_files,
+    check_full_files,
+    full_files,
+)
 from services.registry.api import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.bus import Marker, publish
@@ -104,11 +110,18 @@ class Capturer:
             model, tokenizer = self.models.base(base_model)
             return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
         manifest = req.manifest or self.registry.manifest(req.version_id)
-        check_adapter_files([f["path"] for f in manifest.get("files", [])])
+        names = [f["path"] for f in manifest.get("files", [])]
+        full = manifest.get("kind") == "full"
+        if full:
+            check_full_files(names)
+        else:
+            check_adapter_files(names)
         with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
-            # the adapter alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
-            adapter_dir = self.registry.materialize(req.version_id, Path(tmp), only=ADAPTER_FILES, manifest=manifest)
-            with self.models.adapted(base_model, adapter_dir) as (model, tokenizer):
+            # the weights alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
+            folder = self.registry.materialize(req.version_id, Path(tmp), manifest=manifest,
+                                               only=full_files(names) if full else ADAPTER_FILES)
+            loaded = self.models.full(base_model, folder) if full else self.models.adapted(base_model, folder)
+            with loaded as (model, tokenizer):
                 return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
 
     def _run(self, req: Request, model: Any, tokenizer: Any, examples: list[snap.TrackedExample],

@@ -21,6 +21,7 @@ from shared import storage
 class VersionKind(StrEnum):
     BASE = "base"
     ADAPTER = "adapter"
+    FULL = "full"  # a full fine-tune's checkpoint: model.safetensors + config + tokenizer (+ optimizer state)
     MERGED = "merged"
     DATASET = "dataset"
 
@@ -30,7 +31,7 @@ class VersionStatus(StrEnum):
     TRASHED = "trashed"
 
 
-_PREFIX = {VersionKind.BASE: "base", VersionKind.ADAPTER: "ad", VersionKind.MERGED: "mg", VersionKind.DATASET: "ds"}
+_PREFIX = {VersionKind.BASE: "base", VersionKind.ADAPTER: "ad", VersionKind.FULL: "ft", VersionKind.MERGED: "mg", VersionKind.DATASET: "ds"}
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(:[A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")
 RESERVED_ALIASES = ("latest", "best")
 PRODUCTION = "production"

@@ -58,6 +58,7 @@ class Stack:
             "TRAINYARD_INFERENCE_HOST": host,
             "TRAINYARD_INFERENCE_PORT": str(s.inference_port),
             "TRAINYARD_INFERENCE_BASE_MODEL": self.base_model,
+            "TRAINYARD_DEFAULT_BASE_MODEL": os.environ.get("TRAINYARD_DEFAULT_BASE_MODEL", self.base_model),
             "TRAINYARD_INFERENCE_ADAPTERS_DIR": str(self.state_dir / "inference" / "adapters"),
             "TRAINYARD_INBOX_DIR": str(s.inbox_dir.resolve()),
             "TRAINYARD_CONTROL_DIR": str(s.control_dir.resolve()),

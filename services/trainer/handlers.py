@@ -35,7 +35,7 @@ class RetentionHandlers:
 
     @receives(VersionStored)
     def on_version_stored(self, event: Event, p: VersionStored) -> None:
-        if p.kind != "adapter" or not p.checkpoint_event_id:
+        if p.kind not in ("adapter", "full") or not p.checkpoint_event_id:
             return
         raw = self.r.hget(CHECKPOINTS_KEY, p.checkpoint_event_id)
         if raw is None:

@@ -92,7 +92,7 @@ def _checkpoint_saved(view: View, event: Event, p: ev.CheckpointSaved, job: Job)
 
 
 def _version_stored(view: View, event: Event, p: ev.VersionStored, job: Job) -> bool:
-    if p.kind != "adapter":
+    if p.kind not in ("adapter", "full"):
         return False
     if p.version_id not in job["versions"]:
         job["versions"].append(p.version_id)

@@ -52,15 +52,19 @@ def test_cp_into_inbox_beside_up_trains(tmp_path: Path, tiny_model: Path) -> Non
                 "grad_accum": 1, "warmup_steps": 0, "max_seq_len": 64, "tracked": {"count": 2}, "device": "cpu"}
         (project / "inbox" / "my_data.yaml").write_text(yaml.safe_dump(spec))
         shutil.copy(demo_dataset_path(), project / "inbox" / "my_data.jsonl")
+        # ... and a file with no spec at all trains the model `up` serves (not a hub id it cannot reach)
+        shutil.copy(demo_dataset_path(), project / "inbox" / "bare.jsonl")
 
         api = f"http://127.0.0.1:{ports['API_PORT']}"
         deadline, jobs = time.monotonic() + 300, []
         while time.monotonic() < deadline:
             jobs = httpx.get(f"{api}/api/jobs", timeout=10).json()["data"]
-            if jobs and jobs[0]["state"] in ("completed", "failed"):
+            if len(jobs) == 2 and all(j["state"] in ("completed", "failed") for j in jobs):
                 break
             time.sleep(1)
-        assert [(j["name"], j["state"]) for j in jobs] == [("my_data", "completed")], jobs
+        bare = httpx.get(f"{api}/api/jobs/{next(j['id'] for j in jobs if j['name'] == 'bare')}", timeout=10).json()
+        assert sorted((j["name"], j["state"]) for j in jobs) == [("bare", "completed"), ("my_data", "completed")], bare
+        assert bare["spec"]["base_model"] == str(tiny_model)
         assert (project / "inbox" / "accepted" / "my_data.jsonl").exists()
         for service in ("registry", "trainer", "evaluator", "deployer", "api"):
             log = project / ".state" / "logs" / f"{service}.log"

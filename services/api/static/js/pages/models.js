@@ -3,7 +3,7 @@ import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { bytes, clear, fmt, h, table } from "../dom.js";
 
-const KINDS = ["", "adapter", "base", "merged", "dataset"];
+const KINDS = ["", "adapter", "full", "base", "merged", "dataset"];
 
 export async function render(main) {
   const kind = h("select", { "aria-label": "kind" },
