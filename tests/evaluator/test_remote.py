@@ -1,0 +1,57 @@
+"""The evaluator's remote backend against the real inference server: the same losses and predictions as the
+local engine, the adapter loaded under its content-addressed version id, one line for an unreachable server."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import test_inference_helpers as helpers
+import torch
+from test_evaluator_support import demo_rows, make_adapter
+from test_inference_helpers import Running
+
+from services.evaluator.engine import Engine, Item
+from services.evaluator.exceptions import RemoteError
+from services.evaluator.models import ModelCache
+from services.evaluator.remote import Remote, RemoteEngine
+from shared.modeling import render
+
+server = helpers.server
+
+
+def test_remote_engine_agrees_with_the_local_engine(server: Running, tiny_model: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    adapter = make_adapter(tiny_model, tmp_path / "adapter", seed=5)
+    version_id = "v-0123456789abcdef"  # the registry's content-addressed name
+    remote = Remote(server.url, helpers.TOKEN)
+    remote.load_adapter(version_id, str(server.install(adapter, version_id)))
+    with ModelCache("cpu").adapted(str(tiny_model), adapter) as (model, tok):
+        items = [Item(r.prompt, r.target) for r in (render(tok, row["messages"]) for row in demo_rows(20))]
+        local_scored, local_gens = Engine(model, tok, max_new_tokens=16, batch_size=8, answer_room=4).evaluate(items)
+        far = RemoteEngine(remote, version_id, tok, max_new_tokens=16, batch_size=8, answer_room=4)
+        scored, gens = far.evaluate(items)
+    assert gens == local_gens  # text, token count, limit flag: all equal on our server
+    assert any(g.hit_limit for g in gens) and len({g.n_tokens for g in gens}) > 1  # each row its own limit
+    for got, want in zip(scored, local_scored, strict=True):
+        assert got.n_target_tokens == want.n_target_tokens and got.input_truncated == want.input_truncated
+        assert got.loss == pytest.approx(want.loss, rel=1e-4) and math.isfinite(got.loss)
+        assert got.confidence == pytest.approx(want.confidence, rel=1e-4)
+    assert far.stats.batches == 3  # 20 rows scored in requests of 8
+    base = RemoteEngine(remote, "base", tok, max_new_tokens=16).generate([items[0].prompt])
+    assert base[0].text != gens[0].text or base[0].n_tokens != gens[0].n_tokens  # the adapter really applied
+
+
+def test_unreachable_or_refusing_server_is_one_line(server: Running, tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from services.stack.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    far = RemoteEngine(Remote(url, timeout_s=2), "base", AutoTokenizer.from_pretrained(tiny_model))
+    with pytest.raises(RemoteError) as err:
+        far.score([Item("question", "answer")])
+    assert str(err.value) == f"cannot reach the inference server at {url}: ConnectError"
+    with pytest.raises(RemoteError, match=r"^loading adapter v-x at http://127\.0\.0\.1:\d+ failed with 401"):
+        Remote(server.url, "not-the-token").load_adapter("v-x", "v-x")
