@@ -25,7 +25,8 @@ from services.evaluator import snapshot as snap
 from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import SnapshotInputError
 from services.evaluator.metrics import SemanticScorer
-from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files
+from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files, load_tokenizer
+from services.evaluator.remote import Remote, RemoteEngine
 from services.registry.client import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.events import Event, SnapshotCaptured, SnapshotFailed
@@ -58,6 +59,7 @@ class Capturer:
     # tracked examples are fixed at job start: read (and rendered) once per job, not once per snapshot
     _tracked: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict, repr=False)
     _rendered: OrderedDict[tuple[str, str], list[Any]] = field(default_factory=OrderedDict, repr=False)
+    _tokenizers: OrderedDict[str, Any] = field(default_factory=OrderedDict, repr=False)  # remote backend only
 
     def is_done(self, job_id: str, step: int) -> bool:
         return bool(self.r.hexists(CAPTURED_KEY, f"{job_id}:{step}"))
@@ -100,24 +102,53 @@ class Capturer:
         base_model = req.base_model or tracked.get("base_model") or (tracked.get("spec") or {}).get("base_model")
         if not base_model:
             raise SnapshotInputError(f"no base model known for job {req.job_id}")
+        if self.settings.eval_remote_url:
+            return self._compute_remote(req, examples, tracked, base_model, t0)
         if req.version_id is None:
             model, tokenizer = self.models.base(base_model)
-            return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
-        manifest = req.manifest or self.registry.manifest(req.version_id)
-        check_adapter_files([f["path"] for f in manifest.get("files", [])])
+            return self._run(req, self._engine(model, tokenizer), tokenizer, examples, tracked, base_model, t0)
+        manifest = self._adapter_manifest(req)
         with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
             # the adapter alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
             adapter_dir = self.registry.materialize(req.version_id, Path(tmp), only=ADAPTER_FILES, manifest=manifest)
             with self.models.adapted(base_model, adapter_dir) as (model, tokenizer):
-                return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
+                return self._run(req, self._engine(model, tokenizer), tokenizer, examples, tracked, base_model, t0)
 
-    def _run(self, req: Request, model: Any, tokenizer: Any, examples: list[snap.TrackedExample],
+    def _adapter_manifest(self, req: Request) -> dict[str, Any]:
+        manifest = req.manifest or self.registry.manifest(req.version_id)
+        check_adapter_files([f["path"] for f in manifest.get("files", [])])
+        return manifest
+
+    def _compute_remote(self, req: Request, examples: list[snap.TrackedExample], tracked: dict[str, Any],
+                        base_model: str, t0: float) -> dict[str, Any]:
+        """The remote backend: the version's adapter goes where the server loads it from, under its version id."""
+        s = self.settings
+        tokenizer = _recall(self._tokenizers, base_model, lambda: load_tokenizer(base_model))
+        remote = Remote(s.eval_remote_url or "", s.eval_remote_token)
+        try:
+            name = base_model
+            if req.version_id is not None:
+                folder = Path(s.eval_remote_adapters_dir or self._work_dir() / "remote-adapters") / req.version_id
+                if not (folder / ADAPTER_FILES[1]).exists():
+                    self.registry.materialize(req.version_id, folder, only=ADAPTER_FILES,
+                                              manifest=self._adapter_manifest(req))
+                remote.load_adapter(req.version_id, str(folder.resolve()))
+                name = req.version_id
+            engine = RemoteEngine(remote, name, tokenizer, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size,
+                                  answer_room=s.answer_room)
+            return self._run(req, engine, tokenizer, examples, tracked, base_model, t0)
+        finally:
+            remote.close()
+
+    def _engine(self, model: Any, tokenizer: Any) -> Engine:
+        s = self.settings
+        return Engine(model, tokenizer, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size,
+                      memory_budget_mb=s.gpu_memory_budget_mb, answer_room=s.answer_room)
+
+    def _run(self, req: Request, engine: Engine | RemoteEngine, tokenizer: Any, examples: list[snap.TrackedExample],
              tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
         t_load = time.perf_counter()
         rendered = self._render(req.job_id, base_model, tokenizer, examples)
-        engine = Engine(model, tokenizer, max_new_tokens=self.settings.max_new_tokens,
-                        batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb,
-                        answer_room=self.settings.answer_room)
         scored, generated = engine.evaluate([Item(x.prompt, x.target) for x in rendered])
         t_model = time.perf_counter()
         eos = tokenizer.eos_token or ""

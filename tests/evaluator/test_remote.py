@@ -55,3 +55,38 @@ def test_unreachable_or_refusing_server_is_one_line(server: Running, tiny_model:
     assert str(err.value) == f"cannot reach the inference server at {url}: ConnectError"
     with pytest.raises(RemoteError, match=r"^loading adapter v-x at http://127\.0\.0\.1:\d+ failed with 401"):
         Remote(server.url, "not-the-token").load_adapter("v-x", "v-x")
+
+
+def test_snapshots_through_the_remote_backend_equal_local_ones(server: Running, settings_kwargs: dict, r,
+                                                                tiny_model: Path, tmp_path: Path) -> None:
+    """The evaluator service with ``eval_remote_url``: the version's adapter lands in the server's adapter
+    directory under its version id, is loaded by that name, and the document equals the local engine's."""
+    from test_evaluator_support import put_tracked, store_version
+
+    from services.evaluator.capture import Request
+    from services.evaluator.main import build
+    from services.registry.client import RegistryClient
+    from shared.settings import EvaluatorSettings
+    from shared.storage import s3_client
+
+    base = str(tiny_model)
+    local = EvaluatorSettings(**settings_kwargs, embeddings=False, batch_size=8)
+    remote = local.model_copy(update={"eval_remote_url": server.url, "eval_remote_token": helpers.TOKEN,
+                                      "eval_remote_adapters_dir": server.adapters_dir})
+    registry = RegistryClient(s3_client(local), local.bucket)
+    put_tracked(registry, "job-remote", n=6, heldout=1)
+    vid, _ = store_version(registry, make_adapter(tiny_model, tmp_path / "a", seed=9), job_id="job-remote",
+                           step=10, base_model=base)
+    docs = {}
+    for label, settings in (("local", local), ("remote", remote)):
+        consumer, _ = build(settings, r, consumer=f"test-{label}")
+        capturer = consumer.handlers["version.stored"].__self__.capturer
+        docs[label] = [capturer.compute(Request("job-remote", step, v, base)) for step, v in ((0, None), (10, vid))]
+    assert (server.adapters_dir / vid / "adapter_model.safetensors").exists()
+    names = [m["id"] for m in server.client().get("/v1/models").json()["data"]]
+    assert vid in names
+    for got, want in zip(docs["remote"], docs["local"], strict=True):
+        assert [e["prediction"] for e in got["examples"]] == [e["prediction"] for e in want["examples"]]
+        for a, b in zip(got["examples"], want["examples"], strict=True):
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4)
+    assert [e["prediction"] for e in docs["remote"][0]["examples"]] != [e["prediction"] for e in docs["remote"][1]["examples"]]
