@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from services.evaluator.forward import causal_lm, gold_logprobs, new_cache, splits
+from services.evaluator.forward import causal_lm, gold_logprobs, new_cache, row_bytes, splits
 from services.evaluator.greedy import (
     Decoded,
     MarginRecorder,
@@ -101,15 +101,7 @@ class Engine:
         return [order[i:i + rows] for i in range(0, len(order), rows)]
 
     def _row_bytes(self, seq_len: int, logits_positions: int) -> int:
-        cfg = self.model.config
-        layers = getattr(cfg, "num_hidden_layers", 24)
-        kv = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 16)
-        head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        elt = next(self.model.parameters()).element_size()
-        kv_bytes = 2 * layers * kv * head * seq_len * elt
-        act_bytes = 4 * seq_len * cfg.hidden_size * elt
-        logit_bytes = logits_positions * cfg.vocab_size * 4 * 2
-        return kv_bytes + act_bytes + logit_bytes
+        return row_bytes(self.model, seq_len, logits_positions)
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)

@@ -92,3 +92,15 @@ def gold_logprobs(net: Any, ids: torch.Tensor, mask: torch.Tensor, gold: torch.T
                  logits_to_keep=width + 1).logits.float()
     lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
     return lp * gold_mask, logits[:, 0]
+
+
+def row_bytes(model: Any, seq_len: int, logits_positions: int) -> int:
+    """Memory one row of a batch needs: its KV cache, activations and float32 logits (with their softmax)."""
+    cfg = model.config
+    layers = getattr(cfg, "num_hidden_layers", 24)
+    kv = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 16)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    elt = next(model.parameters()).element_size()
+    kv_bytes = 2 * layers * kv * head_dim * seq_len * elt
+    act_bytes = 4 * seq_len * cfg.hidden_size * elt
+    return kv_bytes + act_bytes + logits_positions * cfg.vocab_size * 4 * 2
