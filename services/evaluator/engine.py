@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from services.evaluator.forward import causal_lm, gold_logprobs, new_cache, row_bytes, splits
+from services.evaluator import forward as fw
 from services.evaluator.greedy import (
     Decoded,
     MarginRecorder,
@@ -101,7 +101,7 @@ class Engine:
         return [order[i:i + rows] for i in range(0, len(order), rows)]
 
     def _row_bytes(self, seq_len: int, logits_positions: int) -> int:
-        return row_bytes(self.model, seq_len, logits_positions)
+        return fw.row_bytes(self.model, seq_len, logits_positions)
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
@@ -145,7 +145,11 @@ class Engine:
     @torch.inference_mode()
     def _shared_batch(self, batch: list[int], parts: list[tuple[list[int], list[int], bool]], scored: list,
                       gens: list) -> None:
-        ids, mask = self._left_pad([parts[i][0] for i in batch])
+        net, prompts = fw.causal_lm(self.model), [parts[i][0] for i in batch]
+        cache, shared = fw.new_cache(net), fw.shared_prefix(prompts)  # a common system prompt runs once
+        past = fw.prefill_prefix(net, prompts[0][:shared], len(batch), cache) if shared else None
+        self.stats.shared_prefix_tokens += shared * (len(batch) - 1)
+        ids, mask = self._left_pad([p[shared:] for p in prompts])
         width = max(len(parts[i][1]) for i in batch)
         gold = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         gold_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -153,8 +157,8 @@ class Engine:
             gold[row, :len(parts[i][1])] = torch.tensor(parts[i][1], dtype=torch.long)
             gold_mask[row, :len(parts[i][1])] = 1
         gold, gold_mask = gold.to(self.device), gold_mask.to(self.device)
-        cache = new_cache(causal_lm(self.model))
-        gold_lp, first = gold_logprobs(causal_lm(self.model), ids, mask, gold, gold_mask, cache)
+        gold_lp, first = fw.gold_logprobs(net, ids, mask, gold, gold_mask, cache, past)
+        mask = mask if past is None else torch.cat([past, mask], 1)
         for row, i in enumerate(batch):
             lp = gold_lp[row, :len(parts[i][1])]
             scored[i] = Scored(float(-lp.mean()), float(lp.exp().mean()), len(parts[i][1]), False)
@@ -277,7 +281,7 @@ class Engine:
     @torch.inference_mode()
     def _naive_tokens(self, prompt: list[int], tokens: list[int], decoded: Decoded, row: int, limit: int) -> list[int]:
         """The naive loop's tokens for one row: replayed at its near-tie steps where the model allows it."""
-        if self.fast_greedy and decoded.near is not None and splits(causal_lm(self.model)):
+        if self.fast_greedy and decoded.near is not None and fw.splits(fw.causal_lm(self.model)):
             return replay(self.model, prompt, tokens, decoded.near[row], limit, self.eos_ids, self.stats.replay)
         ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
         if self.fast_greedy:  # batch of one, no padding: the same forward passes as generate

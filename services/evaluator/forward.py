@@ -17,6 +17,7 @@ import torch
 
 # model types whose ``ForCausalLM.forward`` is exactly ``lm_head(model(...).last_hidden_state)``
 _SPLIT_TYPES = {"qwen2", "qwen3", "llama", "mistral", "qwen2_moe", "qwen3_moe", "phi3", "olmo2", "smollm3"}
+SHARED_PREFIX_MIN = 8  # tokens all prompts of a batch must share before the prefix gets a pass of its own
 _SCALING_FIELDS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
 
 
@@ -66,16 +67,42 @@ def last_logits(net: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torc
                logits_to_keep=1).logits[:, -1].float()
 
 
+def shared_prefix(prompts: list[list[int]]) -> int:
+    """How many leading tokens all prompts share (a system prompt, a few-shot header), each prompt keeping at
+    least its last token; 0 when below ``SHARED_PREFIX_MIN`` (not worth a pass of its own)."""
+    if len(prompts) < 2:
+        return 0
+    first, most = prompts[0], min(len(p) for p in prompts) - 1
+    n = next((k for k in range(most) if any(p[k] != first[k] for p in prompts)), most)
+    return n if n >= SHARED_PREFIX_MIN else 0
+
+
+def prefill_prefix(net: Any, prefix: list[int], rows: int, cache: Any) -> torch.Tensor:
+    """Run the shared ``prefix`` once and give each of ``rows`` its KV cache; returns the prefix's mask. The
+    rows continue after it with their own left padding (prefix, padding, rest: the mask skips the gap)."""
+    device = next(net.parameters()).device
+    ids = torch.tensor([prefix], device=device)
+    mask, positions = torch.ones_like(ids), torch.arange(len(prefix), device=device)[None]
+    if splits(net):
+        body(net, ids, mask, positions, cache)
+    else:
+        net(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(rows)
+    return torch.ones((rows, len(prefix)), dtype=torch.long, device=device)
+
+
 def gold_logprobs(net: Any, ids: torch.Tensor, mask: torch.Tensor, gold: torch.Tensor, gold_mask: torch.Tensor,
-                  cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over left-padded prompts ``ids`` followed by right-padded targets ``gold`` (into ``cache``).
+                  cache: Any, past_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over left-padded prompts ``ids`` followed by right-padded targets ``gold`` (into ``cache``, which
+    may hold a shared prefix whose mask is ``past_mask``).
 
     Returns the log-probability of every real target token (rows x targets, 0 where padded) and the logits
     after each prompt (rows x vocab, what greedy decoding starts from). The head runs on the prompt's last
     position and on the target positions that predict a real target token, nothing else."""
     width = gold.shape[1]
-    full, full_mask = torch.cat([ids, gold], 1), torch.cat([mask, gold_mask], 1)
-    positions = positions_of(full_mask)
+    full = torch.cat([ids, gold], 1)
+    full_mask = torch.cat([m for m in (past_mask, mask, gold_mask) if m is not None], 1)
+    positions = positions_of(full_mask)[:, full_mask.shape[1] - full.shape[1]:]
     if splits(net):
         hidden = body(net, full, full_mask, positions, cache)[:, -width - 1:-1]  # position j predicts gold[j]
         keep = gold_mask.bool()

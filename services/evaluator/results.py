@@ -37,6 +37,7 @@ class EngineStats:
     reruns: int = 0  # rows decoded again the naive way because of a near-tie
     near_steps: int = 0  # decode steps (over all rows) whose top-2 gap was under the tie margin
     decode_steps: int = 0  # decode steps over all rows (tokens generated in batches)
+    shared_prefix_tokens: int = 0  # prompt tokens not recomputed because a batch shared them
     replay: ReplayStats = field(default_factory=ReplayStats)  # what the re-decodes cost
 
 
