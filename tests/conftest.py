@@ -104,3 +104,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from shared.modeling import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def narrow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real-vocabulary Qwen3 (width 1024, 151,936 rows, 2 layers, the real Qwen tokenizer), built once per
+    session by the command a user runs: ``trainyard demo-model DIR --shape qwen3-0.6b-narrow``."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("narrow") / "model"
+    cli = Path(sys.executable).with_name("trainyard")
+    proc = subprocess.run([str(cli), "demo-model", str(out), "--shape", "qwen3-0.6b-narrow"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
