@@ -11,9 +11,10 @@ Run: .venv/bin/python -m bench.bench_evalpeer [--only tiny,narrow] [--repeats 3]
   batched prefill over all prompts (the head on the last position), one teacher-forced pass over the target
   tokens continuing that cache (the head on target positions only), and greedy decode steps with the KV cache,
   each step over the rows still running (as many steps per row as Trainyard generated for it).
-* Models: the narrow real-vocabulary model (Qwen3-0.6B's width: hidden 1024, intermediate 3072, 16 heads,
-  8 KV heads, head_dim 128, 2 layers, vocabulary 151,936; random init, the tiny tokenizer until the real Qwen
-  one is on main) with a LoRA r16 on all linear layers, 32 examples: the figure in the key. The tiny Qwen3 with
+* Models: the narrow real-vocabulary model (``trainyard demo-model DIR --shape qwen3-0.6b-narrow``: Qwen3-0.6B's
+  width, hidden 1024, intermediate 3072, 16 heads, 8 KV heads, head_dim 128, 2 layers, vocabulary 151,936,
+  random init, the real Qwen tokenizer; run in float32 on CPU) with a LoRA r16 on all linear layers, 32
+  examples: the figure in the key. The tiny Qwen3 with
   the demo job's last checkpoint (trained by the trainer, ``bench.demojob``), 100 examples: in the notes.
 * Times are the process's CPU seconds (``time.process_time``): with one torch thread that is the work done,
   while wall time on a machine shared with other jobs measures the neighbours too.
@@ -46,22 +47,11 @@ BATCH = 128
 
 
 def narrow_model(work: Path) -> Path:
-    """Qwen3-0.6B's width and vocabulary with 2 layers, random init, the tiny tokenizer (ids fit the vocab)."""
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+    """``trainyard demo-model DIR --shape qwen3-0.6b-narrow``: Qwen3-0.6B's width and vocabulary with 2 layers,
+    random init, the real Qwen tokenizer."""
+    from shared.realshape import build_model
 
-    out = work / "narrow"
-    tok = AutoTokenizer.from_pretrained(build_tiny_model(work / "tok"))
-    torch.manual_seed(0)
-    cfg = Qwen3Config(vocab_size=151_936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=2,
-                      num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=40_960,
-                      tie_word_embeddings=True, rope_theta=1_000_000.0, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id, bos_token_id=None)
-    model = Qwen3ForCausalLM(cfg)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    return out
+    return build_model(work / "narrow", shape="qwen3-0.6b-narrow")
 
 
 def random_lora(base: Path, out: Path, seed: int = 0) -> Path:
@@ -210,8 +200,8 @@ def main() -> None:
     key = "narrow" if "narrow" in results else "tiny"
     m = results[key]
     notes = "; ".join(describe(k, v) for k, v in results.items())
-    where = ("narrow real-vocabulary Qwen3 (hidden 1024, 2 layers, vocab 151,936, random init + LoRA r16 all-linear, "
-             "32 examples)" if key == "narrow" else "tiny Qwen3 + the demo job's last checkpoint, 100 examples")
+    where = ("narrow real-vocabulary Qwen3 (demo-model --shape qwen3-0.6b-narrow: hidden 1024, 2 layers, vocab "
+             "151,936, real Qwen tokenizer, random init + LoRA r16 all-linear, float32, 32 examples)" if key == "narrow" else "tiny Qwen3 + the demo job's last checkpoint, 100 examples")
     common = f"{where}; CPU seconds, 1 torch thread; max_new_tokens {MAX_NEW}, answer_room at the evaluator's default. "
     ratio = m["median"]["peer"] / m["median"]["ours"]
     tiny_ok = "tiny" not in results or results["tiny"]["median"]["peer"] >= results["tiny"]["median"]["ours"]

@@ -71,7 +71,7 @@ def main() -> None:
                 f"against the server at {args.url} ({args.base_model}), local engine on {args.device}",
                 f"{CMD} --url {args.url} --base-model {args.base_model} --adapter ADAPTER --device {args.device}")
         return
-    from services.api.testing import serve_app, wait_ready
+    from tests.support.servers import serve_app, wait_ready
     from services.inference.app import create_app
     from shared.settings import InferenceSettings
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_evaluator_support import demo_rows, make_adapter
 
 from services.evaluator.engine import Engine, Item, naive_generate
 from services.evaluator.forward import SHARED_PREFIX_MIN, shared_prefix
 from services.evaluator.models import ModelCache
 from shared.modeling import render
+from tests.support.evaluator import demo_rows
+from tests.support.lora import make_lora_adapter as make_adapter
 
 SYSTEM = "You are a terse assistant. Answer with one word, no punctuation, and nothing else at all."
 

@@ -4,21 +4,27 @@ local engine, the adapter loaded under its content-addressed version id, one lin
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import test_inference_helpers as helpers
 import torch
-from test_evaluator_support import demo_rows, make_adapter
-from test_inference_helpers import Running
 
 from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import RemoteError
 from services.evaluator.models import ModelCache
 from services.evaluator.remote import Remote, RemoteEngine
 from shared.modeling import render
+from tests.support import inference as helpers
+from tests.support.evaluator import demo_rows, put_tracked, store_version
+from tests.support.inference import Running, run_server
+from tests.support.lora import make_lora_adapter as make_adapter
 
-server = helpers.server
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with run_server(tiny_model, tmp_path_factory.mktemp("served") / "adapters") as running:
+        yield running
 
 
 def test_remote_engine_agrees_with_the_local_engine(server: Running, tiny_model: Path, tmp_path: Path) -> None:
@@ -61,8 +67,6 @@ def test_snapshots_through_the_remote_backend_equal_local_ones(server: Running, 
                                                                 tiny_model: Path, tmp_path: Path) -> None:
     """The evaluator service with ``eval_remote_url``: the version's adapter lands in the server's adapter
     directory under its version id, is loaded by that name, and the document equals the local engine's."""
-    from test_evaluator_support import put_tracked, store_version
-
     from services.evaluator.capture import Request
     from services.evaluator.main import build
     from services.registry.client import RegistryClient

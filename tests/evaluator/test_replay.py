@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from test_evaluator_support import demo_rows, make_adapter
 
 from services.evaluator.engine import Engine, Item, naive_generate
 from services.evaluator.models import ModelCache
 from services.evaluator.replay import ReplayStats, replay
 from shared.modeling import render
+from tests.support.evaluator import demo_rows
+from tests.support.lora import make_lora_adapter as make_adapter
 
 
 def _naive_tokens(model, tok, prompt: list[int], n: int) -> list[int]:

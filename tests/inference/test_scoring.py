@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import test_inference_helpers as helpers
 import torch
-from test_inference_helpers import Running
 
-server = helpers.server
-lora_adapters = helpers.lora_adapters
+from tests.support import inference as helpers
+from tests.support.inference import Running
 
 PROMPT = "What is the capital of France? Answer: Paris"
 
