@@ -71,9 +71,9 @@ def main() -> None:
                 f"against the server at {args.url} ({args.base_model}), local engine on {args.device}",
                 f"{CMD} --url {args.url} --base-model {args.base_model} --adapter ADAPTER --device {args.device}")
         return
-    from tests.support.servers import serve_app, wait_ready
     from services.inference.app import create_app
     from shared.settings import InferenceSettings
+    from tests.support.servers import serve_app, wait_ready
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
