@@ -102,8 +102,9 @@ def peer(model: Any, tok: Any, items: list[Item]) -> list[str]:
 
 
 @torch.inference_mode()
-def floor(model: Any, prompts: list[list[int]], targets: list[list[int]], steps: list[int], pad: int) -> None:
-    """The least work (see the module docstring), in bare torch on the model's body and head."""
+def floor(model: Any, prompts: list[list[int]], targets: list[list[int]], steps: list[int], pad: int) -> float:
+    """The least work (see the module docstring), in bare torch on the model's body and head; returns the CPU
+    seconds of its decode steps (the rest is the prefill and the target pass)."""
     net = causal_lm(model)
     width = max(map(len, prompts))
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
@@ -122,6 +123,7 @@ def floor(model: Any, prompts: list[list[int]], targets: list[list[int]], steps:
     _ = logits.gather(-1, gold[:, 1:][keep][:, None]) - torch.logsumexp(logits, -1, keepdim=True)
     _ = first.float().log_softmax(-1)
     cache.crop(-tw)
+    t0 = time.process_time()
     nxt, pos, active = first.argmax(-1), mask.sum(-1, keepdim=True), torch.tensor(steps)
     for step in range(max(steps) - 1):
         running = active > step + 1
@@ -133,13 +135,14 @@ def floor(model: Any, prompts: list[list[int]], targets: list[list[int]], steps:
         hidden = net.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, cache=cache).last_hidden_state
         nxt = net.lm_head(hidden[:, -1]).argmax(-1)
         pos = pos + 1
+    return time.process_time() - t0
 
 
 def measure(model: Any, tok: Any, items: list[Item], repeats: int) -> dict[str, Any]:
     """Peer, Trainyard (at the evaluator's settings and with the answer cut off) and the floor, interleaved."""
     room = EvaluatorSettings.model_fields["answer_room"].default
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    runs: dict[str, list[float]] = {"peer": [], "ours": [], "ours_no_room": [], "floor": []}
+    runs: dict[str, list[float]] = {"peer": [], "ours": [], "ours_no_room": [], "floor": [], "floor_decode": []}
     for _ in range(repeats):
         t0 = time.process_time()
         peer_texts = peer(model, tok, items)
@@ -155,7 +158,7 @@ def measure(model: Any, tok: Any, items: list[Item], repeats: int) -> dict[str, 
         prompts = tok([x.prompt for x in items], add_special_tokens=False)["input_ids"]
         targets = tok([x.target for x in items], add_special_tokens=False)["input_ids"]
         t0 = time.process_time()
-        floor(model, prompts, targets, [g.n_tokens for g in gens], pad)
+        runs["floor_decode"].append(floor(model, prompts, targets, [g.n_tokens for g in gens], pad))
         runs["floor"].append(time.process_time() - t0)
     med = {k: statistics.median(v) for k, v in runs.items()}
     return {"runs": runs, "median": med, "engine": engine, "full": full, "gens": gens,
@@ -168,7 +171,8 @@ def describe(label: str, m: dict[str, Any]) -> str:
     return (f"{label}: peer {med['peer']:.2f}s, Trainyard {med['ours']:.2f}s ({med['peer'] / med['ours']:.2f}x; "
             f"with the answer cut off, i.e. 48 tokens for every row like the peer: {med['ours_no_room']:.2f}s = "
             f"{med['peer'] / med['ours_no_room']:.2f}x), floor {med['floor']:.2f}s (ratio "
-            f"{med['ours'] / med['floor']:.2f}); {m['rows']} rows, {m['tokens']} tokens generated; near-tie steps "
+            f"{med['ours'] / med['floor']:.2f}; its decode steps {med['floor_decode']:.2f}s, prefill + target pass the "
+            f"rest); {m['rows']} rows, {m['tokens']} tokens generated; near-tie steps "
             f"{eng.stats.near_steps} of {eng.stats.decode_steps}, rows re-decoded {eng.stats.reruns} "
             f"({rp.body_steps} body passes, {rp.head_steps} vocabulary projections, {rp.diverged} diverged, "
             f"{rp.seconds:.2f}s = {rp.seconds / med['ours']:.0%} of Trainyard's time); the peer's predictions equal "
