@@ -175,7 +175,7 @@ def describe(label: str, m: dict[str, Any]) -> str:
             f"rest); {m['rows']} rows, {m['tokens']} tokens generated; near-tie steps "
             f"{eng.stats.near_steps} of {eng.stats.decode_steps}, rows re-decoded {eng.stats.reruns} "
             f"({rp.body_steps} body passes, {rp.head_steps} vocabulary projections, {rp.diverged} diverged, "
-            f"{rp.seconds:.2f}s = {rp.seconds / med['ours']:.0%} of Trainyard's time); the peer's predictions equal "
+            f"{rp.seconds:.2f}s wall, the rest of this note is CPU seconds); the peer's predictions equal "
             f"Trainyard's uncut ones on {m['agree']}/{m['rows']} rows")
 
 
