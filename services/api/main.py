@@ -89,10 +89,11 @@ def render_index(settings: ApiSettings) -> str:
 def main() -> None:
     import uvicorn
 
-    from shared.runtime import setup_logging
+    from shared.runtime import setup_logging, warn_about_replica
 
     settings = load(ApiSettings)
     setup_logging("api", settings.log_level)
+    warn_about_replica("api", settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 

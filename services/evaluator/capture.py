@@ -21,12 +21,21 @@ from typing import Any
 
 import redis
 
+from services.evaluator import budget
 from services.evaluator import snapshot as snap
 from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import SnapshotInputError
+from services.evaluator.greedy import context_length
 from services.evaluator.metrics import SemanticScorer
-from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files, load_tokenizer
-from services.evaluator.remote import Remote, RemoteEngine
+from services.evaluator.models import (
+    ADAPTER_FILES,
+    ModelCache,
+    check_adapter_files,
+    check_full_files,
+    full_files,
+    load_tokenizer,
+)
+from services.evaluator.remote import Remote, RemoteEngine, tokenizer_context
 from services.registry.client import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.events import Event, SnapshotCaptured, SnapshotFailed
@@ -102,25 +111,30 @@ class Capturer:
         base_model = req.base_model or tracked.get("base_model") or (tracked.get("spec") or {}).get("base_model")
         if not base_model:
             raise SnapshotInputError(f"no base model known for job {req.job_id}")
-        if self.settings.eval_remote_url:
-            return self._compute_remote(req, examples, tracked, base_model, t0)
         if req.version_id is None:
+            if self.settings.eval_remote_url:
+                return self._compute_remote(req, None, examples, tracked, base_model, t0)
             model, tokenizer = self.models.base(base_model)
-            return self._run(req, self._engine(model, tokenizer), tokenizer, examples, tracked, base_model, t0)
-        manifest = self._adapter_manifest(req)
-        with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
-            # the adapter alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
-            adapter_dir = self.registry.materialize(req.version_id, Path(tmp), only=ADAPTER_FILES, manifest=manifest)
-            with self.models.adapted(base_model, adapter_dir) as (model, tokenizer):
-                return self._run(req, self._engine(model, tokenizer), tokenizer, examples, tracked, base_model, t0)
-
-    def _adapter_manifest(self, req: Request) -> dict[str, Any]:
+            return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
         manifest = req.manifest or self.registry.manifest(req.version_id)
-        check_adapter_files([f["path"] for f in manifest.get("files", [])])
-        return manifest
+        names = [f["path"] for f in manifest.get("files", [])]
+        full = manifest.get("kind") == "full"
+        if full:
+            check_full_files(names)
+        else:
+            check_adapter_files(names)
+        if self.settings.eval_remote_url and not full:  # a full model is no adapter a server loads: local
+            return self._compute_remote(req, manifest, examples, tracked, base_model, t0)
+        with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
+            # the weights alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
+            folder = self.registry.materialize(req.version_id, Path(tmp), manifest=manifest,
+                                               only=full_files(names) if full else ADAPTER_FILES)
+            loaded = self.models.full(base_model, folder) if full else self.models.adapted(base_model, folder)
+            with loaded as (model, tokenizer):
+                return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
 
-    def _compute_remote(self, req: Request, examples: list[snap.TrackedExample], tracked: dict[str, Any],
-                        base_model: str, t0: float) -> dict[str, Any]:
+    def _compute_remote(self, req: Request, manifest: dict[str, Any] | None, examples: list[snap.TrackedExample],
+                        tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
         """The remote backend: the version's adapter goes where the server loads it from, under its version id."""
         s = self.settings
         tokenizer = _recall(self._tokenizers, base_model, lambda: load_tokenizer(base_model))
@@ -130,25 +144,33 @@ class Capturer:
             if req.version_id is not None:
                 folder = Path(s.eval_remote_adapters_dir or self._work_dir() / "remote-adapters") / req.version_id
                 if not (folder / ADAPTER_FILES[1]).exists():
-                    self.registry.materialize(req.version_id, folder, only=ADAPTER_FILES,
-                                              manifest=self._adapter_manifest(req))
+                    self.registry.materialize(req.version_id, folder, only=ADAPTER_FILES, manifest=manifest)
                 remote.load_adapter(req.version_id, str(folder.resolve()))
                 name = req.version_id
-            engine = RemoteEngine(remote, name, tokenizer, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size,
-                                  answer_room=s.answer_room)
-            return self._run(req, engine, tokenizer, examples, tracked, base_model, t0)
+            return self._run(req, None, tokenizer, examples, tracked, base_model, t0, remote=(remote, name))
         finally:
             remote.close()
 
-    def _engine(self, model: Any, tokenizer: Any) -> Engine:
-        s = self.settings
-        return Engine(model, tokenizer, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size,
-                      memory_budget_mb=s.gpu_memory_budget_mb, answer_room=s.answer_room)
-
-    def _run(self, req: Request, engine: Engine | RemoteEngine, tokenizer: Any, examples: list[snap.TrackedExample],
-             tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
+    def _run(self, req: Request, model: Any, tokenizer: Any, examples: list[snap.TrackedExample],
+             tracked: dict[str, Any], base_model: str, t0: float,
+             remote: tuple[Remote, str] | None = None) -> dict[str, Any]:
+        """Loss and predictions of ``model`` (or of the adapter ``remote[1]`` on the server ``remote[0]``)."""
         t_load = time.perf_counter()
         rendered = self._render(req.job_id, base_model, tokenizer, examples)
+        s = self.settings
+        context = context_length(model, tokenizer) if model is not None else tokenizer_context(tokenizer)
+        budgets = budget.row_budgets(
+            budget.token_lengths(tokenizer, [x.target for x in rendered]),
+            budget.token_lengths(tokenizer, [x.prompt for x in rendered]), hard_limit=s.max_new_tokens,
+            answer_room=s.answer_room, context=context)
+        # the engine's own limit is the longest row's (its batches and prompt room are sized by it); each row
+        # stops at its own: target + answer room, at most the hard limit and what the context leaves
+        most = max((b.limit for b in budgets), default=1)
+        engine: Engine | RemoteEngine = (
+            Engine(model, tokenizer, max_new_tokens=most, batch_size=s.batch_size,
+                   memory_budget_mb=s.gpu_memory_budget_mb, answer_room=s.answer_room) if remote is None else
+            RemoteEngine(remote[0], remote[1], tokenizer, max_new_tokens=most, batch_size=s.batch_size,
+                         answer_room=s.answer_room, max_ctx=context))
         scored, generated = engine.evaluate([Item(x.prompt, x.target) for x in rendered])
         t_model = time.perf_counter()
         eos = tokenizer.eos_token or ""
@@ -159,6 +181,7 @@ class Capturer:
         questions = [x.prompt if is_plain_text(ex.messages) else None for ex, x in zip(examples, rendered, strict=True)]
         rows = [snap.example_row(ex, t, s, g, sem, q)
                 for ex, t, s, g, sem, q in zip(examples, targets, scored, generated, sims, questions, strict=True)]
+        budget.flag_limits(rows, budgets)
         timing = {"load_s": t_load - t0, "model_s": t_model - t_load, "semantic_s": t_semantic - t_model}
         return snap.build_doc(
             job_id=req.job_id, version_id=req.version_id, step=req.step,

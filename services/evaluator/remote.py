@@ -64,8 +64,7 @@ class RemoteEngine:
         self.remote, self.model, self.tok = remote, model, tokenizer
         self.max_new_tokens, self.answer_room = max_new_tokens, answer_room
         self.batch_size = max(1, batch_size)
-        tok_max = getattr(tokenizer, "model_max_length", None)
-        self.max_ctx = max_ctx or (tok_max if isinstance(tok_max, int) and 0 < tok_max < 1_000_000 else 2048)
+        self.max_ctx = max_ctx or tokenizer_context(tokenizer)
         self.stats = EngineStats()
 
     def limit(self, n_target_tokens: int) -> int:
@@ -114,6 +113,12 @@ class RemoteEngine:
         n = int(resp.get("usage", {}).get("completion_tokens", 0))
         self.stats.decode_steps += n
         return Generated(choice["text"].strip(), n, choice.get("finish_reason") == "length", truncated)
+
+
+def tokenizer_context(tokenizer: Any) -> int:
+    """The context length the tokenizer declares (2048 where it declares none)."""
+    most = getattr(tokenizer, "model_max_length", None)
+    return most if isinstance(most, int) and 0 < most < 1_000_000 else 2048
 
 
 def _scored(ids: list[int], n: int, cut: bool, logprobs: list | None) -> Scored:
