@@ -111,6 +111,12 @@ class EvaluatorSettings(CommonSettings):
     gpu_memory_budget_mb: int = 4096
     embeddings: bool = True  # MiniLM semantic similarity (falls back to off if the model is missing)
     embeddings_batch_size: int = 16  # texts per MiniLM pass (sorted by length: small batches carry less padding)
+    # Remote backend: an OpenAI-compatible server with vLLM's prompt_logprobs (vLLM, or our inference server) on
+    # this machine computes losses and predictions; each version's adapter is written under eval_remote_adapters_dir
+    # (a directory the server may load from) and loaded under its version id. None: the local engine.
+    eval_remote_url: str | None = None
+    eval_remote_token: str = ""
+    eval_remote_adapters_dir: Path | None = None
 
 
 class TargetConfig(BaseModel):

@@ -33,7 +33,9 @@ from services.evaluator.models import (
     check_adapter_files,
     check_full_files,
     full_files,
+    load_tokenizer,
 )
+from services.evaluator.remote import Remote, RemoteEngine, tokenizer_context
 from services.registry.api import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.bus import Marker, publish
@@ -67,6 +69,7 @@ class Capturer:
     # tracked examples are fixed at job start: read (and rendered) once per job, not once per snapshot
     _tracked: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict, repr=False)
     _rendered: OrderedDict[tuple[str, str], list[Any]] = field(default_factory=OrderedDict, repr=False)
+    _tokenizers: OrderedDict[str, Any] = field(default_factory=OrderedDict, repr=False)  # remote backend only
 
     def is_done(self, job_id: str, step: int) -> bool:
         return bool(self.r.hexists(CAPTURED_KEY, f"{job_id}:{step}"))
@@ -107,6 +110,8 @@ class Capturer:
         if not base_model:
             raise SnapshotInputError(f"no base model known for job {req.job_id}")
         if req.version_id is None:
+            if self.settings.eval_remote_url:
+                return self._compute_remote(req, None, examples, tracked, base_model, t0)
             model, tokenizer = self.models.base(base_model)
             return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
         manifest = req.manifest or self.registry.manifest(req.version_id)
@@ -116,6 +121,8 @@ class Capturer:
             check_full_files(names)
         else:
             check_adapter_files(names)
+        if self.settings.eval_remote_url and not full:  # a full model is no adapter a server loads: local
+            return self._compute_remote(req, manifest, examples, tracked, base_model, t0)
         with tempfile.TemporaryDirectory(dir=self._work_dir(), prefix="version-") as tmp:
             # the weights alone: a checkpoint's optimizer and RNG state are not needed to evaluate it
             folder = self.registry.materialize(req.version_id, Path(tmp), manifest=manifest,
@@ -124,19 +131,44 @@ class Capturer:
             with loaded as (model, tokenizer):
                 return self._run(req, model, tokenizer, examples, tracked, base_model, t0)
 
+    def _compute_remote(self, req: Request, manifest: dict[str, Any] | None, examples: list[snap.TrackedExample],
+                        tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
+        """The remote backend: the version's adapter goes where the server loads it from, under its version id."""
+        s = self.settings
+        tokenizer = _recall(self._tokenizers, base_model, lambda: load_tokenizer(base_model))
+        remote = Remote(s.eval_remote_url or "", s.eval_remote_token)
+        try:
+            name = base_model
+            if req.version_id is not None:
+                folder = Path(s.eval_remote_adapters_dir or self._work_dir() / "remote-adapters") / req.version_id
+                if not (folder / ADAPTER_FILES[1]).exists():
+                    self.registry.materialize(req.version_id, folder, only=ADAPTER_FILES, manifest=manifest)
+                remote.load_adapter(req.version_id, str(folder.resolve()))
+                name = req.version_id
+            return self._run(req, None, tokenizer, examples, tracked, base_model, t0, remote=(remote, name))
+        finally:
+            remote.close()
+
     def _run(self, req: Request, model: Any, tokenizer: Any, examples: list[snap.TrackedExample],
-             tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
+             tracked: dict[str, Any], base_model: str, t0: float,
+             remote: tuple[Remote, str] | None = None) -> dict[str, Any]:
+        """Loss and predictions of ``model`` (or of the adapter ``remote[1]`` on the server ``remote[0]``)."""
         t_load = time.perf_counter()
         rendered = self._render(req.job_id, base_model, tokenizer, examples)
+        s = self.settings
+        context = context_length(model, tokenizer) if model is not None else tokenizer_context(tokenizer)
         budgets = budget.row_budgets(
             budget.token_lengths(tokenizer, [x.target for x in rendered]),
-            budget.token_lengths(tokenizer, [x.prompt for x in rendered]), hard_limit=self.settings.max_new_tokens,
-            answer_room=self.settings.answer_room, context=context_length(model, tokenizer))
+            budget.token_lengths(tokenizer, [x.prompt for x in rendered]), hard_limit=s.max_new_tokens,
+            answer_room=s.answer_room, context=context)
         # the engine's own limit is the longest row's (its batches and prompt room are sized by it); each row
         # stops at its own: target + answer room, at most the hard limit and what the context leaves
-        engine = Engine(model, tokenizer, max_new_tokens=max((b.limit for b in budgets), default=1),
-                        batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb,
-                        answer_room=self.settings.answer_room)
+        most = max((b.limit for b in budgets), default=1)
+        engine: Engine | RemoteEngine = (
+            Engine(model, tokenizer, max_new_tokens=most, batch_size=s.batch_size,
+                   memory_budget_mb=s.gpu_memory_budget_mb, answer_room=s.answer_room) if remote is None else
+            RemoteEngine(remote[0], remote[1], tokenizer, max_new_tokens=most, batch_size=s.batch_size,
+                         answer_room=s.answer_room, max_ctx=context))
         scored, generated = engine.evaluate([Item(x.prompt, x.target) for x in rendered])
         t_model = time.perf_counter()
         eos = tokenizer.eos_token or ""

@@ -10,22 +10,26 @@
 
 Greedy predictions are identical to a naive per-example ``model.generate`` loop: padding and batch shape
 can move a logit by float noise, which can only flip an argmax where the top two logits are that close.
-Each row's smallest (relative) top-1/top-2 gap is recorded; rows that came closer than ``tie_margin`` are
-decoded again one by one, exactly as the naive loop does (a batch of one without padding runs the same
-forward passes as ``generate``). Models whose generation config adds logits processors (repetition penalty,
-...) go through ``model.generate`` with a margin-recording logits processor instead.
+The steps where a row's (relative) top-1/top-2 gap came under ``tie_margin`` are recorded, and such rows are
+re-decoded the naive way (a batch of one without padding runs the same forward passes as ``generate``), paying
+for the vocabulary projection only at those steps (``replay``). Logits are computed only where they are used
+(``forward``): the target positions for the loss, the last position of each running row while decoding.
+Models whose generation config adds logits processors (repetition penalty, ...) go through ``model.generate``
+with a margin-recording logits processor instead, and their near-tie rows through ``generate`` alone.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from services.evaluator import forward as fw
 from services.evaluator.greedy import (
+    Decoded,
     MarginRecorder,
     can_share_prefill,
     context_length,
@@ -34,41 +38,16 @@ from services.evaluator.greedy import (
     eos_ids,
     greedy,
     plain_greedy,
-    prefill,
 )
+from services.evaluator.replay import replay
+from services.evaluator.results import EngineStats, Generated, Item, Scored, naive_generate
+
+__all__ = ["Engine", "EngineStats", "Generated", "Item", "Scored", "naive_generate"]
 
 # Top-2 logit gaps (relative to max(1, |top logit|)) below these are treated as possible ties under
 # batching noise. Measured float32 noise on CPU is ~2e-7 for the tiny model; half precision is far noisier.
 TIE_MARGIN_FP32 = 1e-4
 TIE_MARGIN_HALF = 2e-2
-
-
-@dataclass(frozen=True)
-class Item:
-    prompt: str
-    target: str
-
-
-@dataclass(frozen=True)
-class Scored:
-    loss: float  # mean negative log-likelihood of the target tokens (nan if it could not be computed)
-    confidence: float  # mean probability of the target tokens
-    n_target_tokens: int
-    input_truncated: bool
-
-
-@dataclass(frozen=True)
-class Generated:
-    text: str
-    n_tokens: int  # generated tokens up to and including the end-of-turn token
-    hit_limit: bool  # stopped by max_new_tokens, not by the end-of-turn token
-    input_truncated: bool
-
-
-@dataclass
-class EngineStats:
-    batches: int = 0
-    reruns: int = 0  # rows decoded again one by one because of a near-tie
 
 
 class Engine:
@@ -122,15 +101,7 @@ class Engine:
         return [order[i:i + rows] for i in range(0, len(order), rows)]
 
     def _row_bytes(self, seq_len: int, logits_positions: int) -> int:
-        cfg = self.model.config
-        layers = getattr(cfg, "num_hidden_layers", 24)
-        kv = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 16)
-        head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        elt = next(self.model.parameters()).element_size()
-        kv_bytes = 2 * layers * kv * head * seq_len * elt
-        act_bytes = 4 * seq_len * cfg.hidden_size * elt
-        logit_bytes = logits_positions * cfg.vocab_size * 4 * 2
-        return kv_bytes + act_bytes + logit_bytes
+        return fw.row_bytes(self.model, seq_len, logits_positions)
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
@@ -174,7 +145,11 @@ class Engine:
     @torch.inference_mode()
     def _shared_batch(self, batch: list[int], parts: list[tuple[list[int], list[int], bool]], scored: list,
                       gens: list) -> None:
-        ids, mask = self._left_pad([parts[i][0] for i in batch])
+        net, prompts = fw.causal_lm(self.model), [parts[i][0] for i in batch]
+        cache, shared = fw.new_cache(net), fw.shared_prefix(prompts)  # a common system prompt runs once
+        past = fw.prefill_prefix(net, prompts[0][:shared], len(batch), cache) if shared else None
+        self.stats.shared_prefix_tokens += shared * (len(batch) - 1)
+        ids, mask = self._left_pad([p[shared:] for p in prompts])
         width = max(len(parts[i][1]) for i in batch)
         gold = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         gold_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -182,16 +157,17 @@ class Engine:
             gold[row, :len(parts[i][1])] = torch.tensor(parts[i][1], dtype=torch.long)
             gold_mask[row, :len(parts[i][1])] = 1
         gold, gold_mask = gold.to(self.device), gold_mask.to(self.device)
-        cache, logits = prefill(self.model, torch.cat([ids, gold], 1), torch.cat([mask, gold_mask], 1), width + 1)
-        gold_lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
+        gold_lp, first = fw.gold_logprobs(net, ids, mask, gold, gold_mask, cache, past)
+        mask = mask if past is None else torch.cat([past, mask], 1)
         for row, i in enumerate(batch):
             lp = gold_lp[row, :len(parts[i][1])]
             scored[i] = Scored(float(-lp.mean()), float(lp.exp().mean()), len(parts[i][1]), False)
         cache.crop(-width)
         limits = [self.limit(len(parts[i][1])) for i in batch]
-        decoded = decode(self.model, cache, logits[:, 0], mask, self.max_new_tokens, self.eos_ids, limits)
+        decoded = decode(self.model, cache, first, mask, self.max_new_tokens, self.eos_ids, limits, self.tie_margin)
         self.stats.batches += 1
-        self._finish(batch, [(parts[i][0], False) for i in batch], decoded.tokens, decoded.min_margin, gens, limits)
+        # even a batch of one ran other forward passes than the naive loop (its prefill held the target)
+        self._finish(batch, [(parts[i][0], False) for i in batch], decoded, gens, limits, exact=False)
 
     def limit(self, n_target_tokens: int) -> int:
         """Most tokens to generate for an example whose target has ``n_target_tokens`` tokens."""
@@ -274,38 +250,45 @@ class Engine:
 
         ids, mask = self._left_pad([prepared[i][0] for i in batch])
         if self.fast_greedy:
-            decoded = greedy(self.model, ids, mask, self.max_new_tokens, self.eos_ids)
-            new, margins = decoded.tokens, decoded.min_margin
+            decoded = greedy(self.model, ids, mask, self.max_new_tokens, self.eos_ids, tie_margin=self.tie_margin)
         else:
             recorder = MarginRecorder(len(batch), self.eos_ids, self.device)
             gen = self.model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=False,
                 pad_token_id=self.pad_id, logits_processor=LogitsProcessorList([recorder]),
             )
-            new, margins = gen[:, ids.shape[1]:].tolist(), recorder.min_margin.tolist()
+            decoded = Decoded(gen[:, ids.shape[1]:].tolist(), recorder.min_margin.tolist())
         self.stats.batches += 1
-        self._finish(batch, [prepared[i] for i in batch], new, margins, out)
+        self._finish(batch, [prepared[i] for i in batch], decoded, out, exact=len(batch) == 1)
 
-    def _finish(self, batch: list[int], prepared: list[tuple[list[int], bool]], new: list[list[int]],
-                margins: list[float], out: list, limits: list[int] | None = None) -> None:
-        """Decode each row's tokens; rows that came within ``tie_margin`` of a tie are decoded again alone."""
+    def _finish(self, batch: list[int], prepared: list[tuple[list[int], bool]], decoded: Decoded, out: list,
+                limits: list[int] | None = None, exact: bool = False) -> None:
+        """Decode each row's tokens; rows that came within ``tie_margin`` of a tie are decoded again the naive
+        way (``exact``: the batch ran the naive loop's own forward passes, nothing to redo)."""
         for row, i in enumerate(batch):
             limit = limits[row] if limits is not None else self.max_new_tokens
-            if len(batch) > 1 and margins[row] < self.tie_margin:
+            tokens = decoded.tokens[row]
+            self.stats.decode_steps += len(tokens)
+            if decoded.near is not None:
+                self.stats.near_steps += len(decoded.near[row])
+            if not exact and decoded.min_margin[row] < self.tie_margin:
                 self.stats.reruns += 1
-                out[i] = self._generate_one(prepared[row], limit)
-            else:
-                out[i] = self._decode(new[row], prepared[row][1], limit)
+                t0 = time.perf_counter()
+                tokens = self._naive_tokens(prepared[row][0], tokens, decoded, row, limit)
+                self.stats.replay.seconds += time.perf_counter() - t0
+            out[i] = self._decode(tokens, prepared[row][1], limit)
 
     @torch.inference_mode()
-    def _generate_one(self, prepared: tuple[list[int], bool], limit: int) -> Generated:
-        ids = torch.tensor([prepared[0]], dtype=torch.long, device=self.device)
-        if self.fast_greedy:  # batch of one, no padding: the same forward passes as generate (bitwise, tested)
-            return self._decode(greedy(self.model, ids, torch.ones_like(ids), limit, self.eos_ids).tokens[0],
-                                prepared[1], limit)
+    def _naive_tokens(self, prompt: list[int], tokens: list[int], decoded: Decoded, row: int, limit: int) -> list[int]:
+        """The naive loop's tokens for one row: replayed at its near-tie steps where the model allows it."""
+        if self.fast_greedy and decoded.near is not None and fw.splits(fw.causal_lm(self.model)):
+            return replay(self.model, prompt, tokens, decoded.near[row], limit, self.eos_ids, self.stats.replay)
+        ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
+        if self.fast_greedy:  # batch of one, no padding: the same forward passes as generate
+            return greedy(self.model, ids, torch.ones_like(ids), limit, self.eos_ids).tokens[0]
         gen = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                   max_new_tokens=limit, do_sample=False, pad_token_id=self.pad_id)
-        return self._decode(gen[0, ids.shape[1]:].tolist(), prepared[1], limit)
+        return gen[0, ids.shape[1]:].tolist()
 
     def _decode(self, tokens: list[int], input_truncated: bool, limit: int) -> Generated:
         cut = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
@@ -313,16 +296,3 @@ class Engine:
         text = self.tok.decode(kept, skip_special_tokens=True).strip()
         return Generated(text, len(kept), cut is None and len(tokens) >= limit, input_truncated)
 
-
-def naive_generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-    """The earlier tracker's loop: one ``generate`` call per example (the reference for identity)."""
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    out = []
-    with torch.inference_mode():
-        for prompt in prompts:
-            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
-            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, pad_token_id=pad)
-            out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
-    return out

@@ -17,3 +17,7 @@ class UnknownJobError(EvaluatorError):
 
 class InvalidQueryError(EvaluatorError):
     """A read-model query has a bad argument (unknown sort, state, region or format)."""
+
+
+class RemoteError(EvaluatorError):
+    """The remote inference server could not be reached or refused a request (transient: the snapshot is retried)."""

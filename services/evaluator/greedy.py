@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from services.evaluator.forward import causal_lm, last_logits, new_cache, positions_of
+
 # generation_config fields that add a logits processor to greedy search when set away from these defaults.
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "repetition_penalty": (None, 1.0),
@@ -47,6 +49,7 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
 class Decoded:
     tokens: list[list[int]]  # per row: generated tokens, up to and including the first end-of-turn token
     min_margin: list[float]  # per row: smallest relative top-2 logit gap while the row ran
+    near: list[list[int]] | None = None  # per row: the steps whose gap was under the tie margin
 
 
 class MarginRecorder:
@@ -81,50 +84,35 @@ def plain_greedy(model: Any) -> bool:
     return all(getattr(cfg, name, None) in neutral for name, neutral in _NEUTRAL.items())
 
 
-def _forward_model(model: Any) -> Any:
-    """The transformers model under a peft wrapper (what ``PeftModel.generate`` runs; adapters are injected)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def can_share_prefill(model: Any) -> bool:
     """True when a prefill over prompt + target can be cut back to the prompt (full-attention cache only)."""
-    types = getattr(_forward_model(model).config, "layer_types", None)
+    types = getattr(causal_lm(model).config, "layer_types", None)
     return not types or all(t == "full_attention" for t in types)
 
 
 @torch.inference_mode()
-def prefill(model: Any, ids: torch.Tensor, mask: torch.Tensor, logits_to_keep: int) -> tuple[Any, torch.Tensor]:
-    """Forward the left-padded batch into a fresh KV cache; returns the cache and the last positions' logits."""
-    from transformers import DynamicCache
-
-    net = _forward_model(model)
-    cache = DynamicCache(config=net.config)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = net(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                 logits_to_keep=logits_to_keep).logits.float()
-    return cache, logits
-
-
-@torch.inference_mode()
 def greedy(model: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos_ids: set[int],
-           limits: Sequence[int] | None = None) -> Decoded:
+           limits: Sequence[int] | None = None, tie_margin: float = 0.0) -> Decoded:
     """Greedy-decode the left-padded batch ``ids``/``mask`` for at most ``max_new_tokens`` tokens per row
     (and at most ``limits[row]`` for each row when given)."""
-    cache, logits = prefill(model, ids, mask, 1)
-    return decode(model, cache, logits[:, -1], mask, max_new_tokens, eos_ids, limits)
+    net = causal_lm(model)
+    cache = new_cache(net)
+    logits = last_logits(net, ids, mask, positions_of(mask), cache)
+    return decode(model, cache, logits, mask, max_new_tokens, eos_ids, limits, tie_margin)
 
 
 @torch.inference_mode()
 def decode(model: Any, cache: Any, logits: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
-           eos_ids: set[int], limits: Sequence[int] | None = None) -> Decoded:
+           eos_ids: set[int], limits: Sequence[int] | None = None, tie_margin: float = 0.0) -> Decoded:
     """Continue from a prefilled ``cache`` whose next-token ``logits`` (rows x vocab) are given; ``mask`` is the
     attention mask of the cached positions (left padding). A row leaves the batch at its end-of-turn token or
-    once it has ``limits[row]`` tokens (``max_new_tokens`` for every row when ``limits`` is None)."""
-    net = _forward_model(model)
+    once it has ``limits[row]`` tokens (``max_new_tokens`` for every row when ``limits`` is None). The steps
+    whose top-2 gap is under ``tie_margin`` are listed per row (``Decoded.near``)."""
+    net = causal_lm(model)
     rows = logits.shape[0]
     device = logits.device
     tokens: list[list[int]] = [[] for _ in range(rows)]
+    near: list[list[int]] = [[] for _ in range(rows)]
     margin = torch.full((rows,), math.inf, device=device)
     eos = torch.tensor(sorted(eos_ids), device=device) if eos_ids else None
     cap = torch.tensor([min(max_new_tokens, n) for n in limits], device=device) if limits is not None else None
@@ -135,9 +123,11 @@ def decode(model: Any, cache: Any, logits: torch.Tensor, mask: torch.Tensor, max
         top = torch.topk(logits, 2, dim=-1).values
         gap = (top[:, 0] - top[:, 1]) / top[:, 0].abs().clamp(min=1.0)
         margin[active] = torch.minimum(margin[active], gap)
-        nxt = torch.argmax(logits, dim=-1)
-        for row, tok in zip(active.tolist(), nxt.tolist(), strict=True):
+        nxt = torch.argmax(logits, dim=-1)  # the first of equal maxima, as generate picks it
+        for row, tok, close in zip(active.tolist(), nxt.tolist(), (gap < tie_margin).tolist(), strict=True):
             tokens[row].append(tok)
+            if close:
+                near[row].append(step)
         if step == total - 1:
             break
         running = torch.ones_like(nxt, dtype=torch.bool) if eos is None else ~torch.isin(nxt, eos)
@@ -150,10 +140,9 @@ def decode(model: Any, cache: Any, logits: torch.Tensor, mask: torch.Tensor, max
             cache.batch_select_indices(keep)
             active, mask, next_pos, nxt = active[keep], mask[keep], next_pos[keep], nxt[keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-        logits = net(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
-                     use_cache=True).logits[:, -1].float()
+        logits = last_logits(net, nxt[:, None], mask, next_pos, cache)
         next_pos = next_pos + 1
-    return Decoded(tokens, margin.tolist())
+    return Decoded(tokens, margin.tolist(), near)
 
 
 def dedupe(keys: Sequence[Hashable]) -> tuple[list[int], list[int]]:

@@ -214,3 +214,13 @@ def _limit_cuda_memory(device: str, budget_mb: int) -> None:
     fraction = min(1.0, budget_mb * 1024 * 1024 / total)
     torch.cuda.set_per_process_memory_fraction(fraction, index)
     log.info("evaluator limited to %.0f MiB (%.1f%%) of %s", budget_mb, fraction * 100, device)
+
+
+def load_tokenizer(base_model: str) -> Any:
+    """The base model's tokenizer alone (the remote backend tokenises here and computes on the server)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(base_model)
+    except (OSError, ValueError) as exc:
+        raise SnapshotInputError(f"cannot load the tokenizer of {base_model!r}: {exc}") from exc

@@ -32,6 +32,7 @@ from services.inference.exceptions import (
 )
 from services.inference.generation import GenRequest, run_batch
 from services.inference.metrics import Metrics
+from services.inference.scoring import prompt_logprobs
 from shared.modeling import load_base, pick_device
 from shared.settings import InferenceSettings
 
@@ -128,6 +129,10 @@ class Engine:
     def unload_adapter(self, name: str) -> Future:
         return self._call(lambda: self._do_unload(name))
 
+    def prompt_logprobs(self, model: str, ids: list[int], top: int) -> Future:
+        """vLLM's ``prompt_logprobs`` of ``ids`` on ``model`` (computed on the worker thread, between batches)."""
+        return self._call(lambda: self._on(model, lambda m: prompt_logprobs(m, self.tokenizer, ids, top, self.device)))
+
     def _call(self, fn: Callable[[], Any]) -> Future:
         fut: Future = Future()
         with self._cond:
@@ -197,12 +202,7 @@ class Engine:
         name = batch[0].model
         t0 = time.perf_counter()
         try:
-            model = self._select(name)
-            if name == BASE and self._peft is not None:
-                with self._peft.disable_adapter():
-                    tracker = self._generate(model, batch)
-            else:
-                tracker = self._generate(model, batch)
+            tracker = self._on(name, lambda model: self._generate(model, batch))
         except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
             if _is_oom(exc):
                 self._empty_cache()
@@ -217,6 +217,14 @@ class Engine:
 
     def _generate(self, model: Any, batch: list[GenRequest]) -> Any:
         return run_batch(model, self.tokenizer, batch, device=self.device, pad_id=self.pad_id, eos_ids=self.eos_ids)
+
+    def _on(self, name: str, fn: Callable[[Any], Any]) -> Any:
+        """``fn(model)`` with the adapter ``name`` active (the base: every adapter disabled)."""
+        model = self._select(name)
+        if name == BASE and self._peft is not None:
+            with self._peft.disable_adapter():
+                return fn(model)
+        return fn(model)
 
     def _select(self, name: str) -> Any:
         if name == BASE:

@@ -40,7 +40,8 @@ class _OpenAIRequest(BaseModel):
 
 
 class CompletionRequest(_OpenAIRequest):
-    prompt: str | list[str]
+    prompt: str | list[str] | list[int] | list[list[int]]  # text, or token ids (as vLLM and OpenAI take them)
+    prompt_logprobs: int | None = Field(default=None, ge=0, le=20)  # vLLM's field: per prompt token, its logprob + top-k
     echo: bool = False
     logprobs: int | None = None
     suffix: str | None = None
@@ -96,3 +97,12 @@ class UploadCreate(BaseModel):
 
 class UploadFetch(BaseModel):
     urls: dict[str, str] = Field(min_length=1)
+
+
+def prompts_of(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """The request's prompts: each one a text or a list of token ids."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(x, int) for x in prompt):
+        return [list(prompt)]  # type: ignore[arg-type]
+    return list(prompt)  # type: ignore[arg-type]

@@ -51,13 +51,16 @@ class Job:
     model_label: str  # what responses report as "model"
 
 
-def prepare(engine: Engine, body: _OpenAIRequest, prompt: str, default_tokens: int,
+def prepare(engine: Engine, body: _OpenAIRequest, prompt: str | list[int], default_tokens: int,
             max_tokens: int | None = None) -> Job:
-    """Validate one prompt against the model and submit it to the engine."""
+    """Validate one prompt (text, or token ids) against the model and submit it to the engine."""
     model = engine.resolve(body.model)
     if body.n != 1:
         raise BadRequestError("only n=1 is supported")
-    ids = engine.tokenizer(prompt)["input_ids"]
+    ids = engine.tokenizer(prompt)["input_ids"] if isinstance(prompt, str) else list(prompt)
+    vocab = len(engine.tokenizer)
+    if any(not 0 <= i < vocab for i in ids):
+        raise BadRequestError(f"prompt token ids must lie in [0, {vocab})")
     if not ids:
         raise BadRequestError("the prompt is empty")
     limit = engine.max_positions or 10**9
@@ -94,13 +97,14 @@ def usage(results: list[GenResult]) -> dict[str, int]:
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
-def completion_response(label: str, results: list[GenResult]) -> dict[str, Any]:
-    return {
-        "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": label,
-        "choices": [{"index": i, "text": r.text, "finish_reason": r.finish_reason.value, "logprobs": None}
-                    for i, r in enumerate(results)],
-        "usage": usage(results),
-    }
+def completion_response(label: str, results: list[GenResult], prompt_logprobs: list | None = None) -> dict[str, Any]:
+    choices = [{"index": i, "text": r.text, "finish_reason": r.finish_reason.value, "logprobs": None}
+               for i, r in enumerate(results)]
+    if prompt_logprobs is not None:
+        for choice, lps in zip(choices, prompt_logprobs, strict=True):
+            choice["prompt_logprobs"] = lps
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+            "model": label, "choices": choices, "usage": usage(results)}
 
 
 def chat_response(label: str, result: GenResult) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError, SpecError
 from services.trainer.filetypes import ACCEPTED, BOM
 from services.trainer.spec import parse_spec
-from services.trainer.submit import submit_job
+from services.trainer.submit import submit_job, with_default_base
 from services.trainer.watching import Watcher
 from shared.events import DatasetRejected
 from shared.settings import TrainerSettings
@@ -173,7 +173,7 @@ class InboxWatcher(Watcher):
             if prio and "priority" not in spec:
                 spec["priority"] = prio
             spec.setdefault("name", stem_name)
-            job_spec = parse_spec(spec)
+            job_spec = parse_spec(with_default_base(self.settings, spec))
             admission.check(self.settings, job_spec, path)
             trainability.check(job_spec, load_and_validate(path, job_spec.dataset_format))
         except (SpecError, DatasetError) as exc:

@@ -28,6 +28,13 @@ def new_job_id() -> str:
     return "job-" + uuid.uuid4().hex[:12]
 
 
+def with_default_base(settings: TrainerSettings, spec: dict[str, Any] | JobSpec | None) -> dict[str, Any] | JobSpec:
+    """A spec that names no base model gets ``TRAINYARD_DEFAULT_BASE_MODEL`` (the model ``trainyard up`` serves)."""
+    if settings.default_base_model and not isinstance(spec, JobSpec) and not (spec or {}).get("base_model"):
+        return {**(spec or {}), "base_model": settings.default_base_model}
+    return spec if spec is not None else {}
+
+
 def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_path: Path, *,
                spec: dict[str, Any] | JobSpec | None = None, source: str = "api", name: str | None = None,
                priority: str | None = None) -> str:
@@ -40,9 +47,7 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     after publishing ``dataset.rejected``. The dataset file is never modified.
     """
     dataset_path = Path(dataset_path)
-    if settings.default_base_model and not isinstance(spec, JobSpec) and not (spec or {}).get("base_model"):
-        spec = {**(spec or {}), "base_model": settings.default_base_model}
-    job_spec = parse_spec(spec, name=name, priority=priority)
+    job_spec = parse_spec(with_default_base(settings, spec), name=name, priority=priority)
     heldout_file = admission.check(settings, job_spec, dataset_path)
     registry = RegistryClient(s3, settings.bucket)
     job_spec = initfrom.resolve(registry, job_spec)  # a version to start from: id or alias -> id, or refused

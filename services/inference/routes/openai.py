@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from services.inference import serving
 from services.inference.deps import Authorized, EngineDep, MetricsDep
 from services.inference.exceptions import BadRequestError, NotReadyError
-from services.inference.schemas import ChatRequest, CompletionRequest
+from services.inference.schemas import ChatRequest, CompletionRequest, prompts_of
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=Authorized)
 
@@ -33,12 +33,12 @@ async def models(engine: EngineDep) -> dict[str, Any]:
 async def completions(body: CompletionRequest, engine: EngineDep, metrics: MetricsDep) -> Any:
     if body.echo or body.logprobs or body.suffix:
         raise BadRequestError("echo, logprobs and suffix are not supported")
-    prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+    prompts = prompts_of(body.prompt)
     if not prompts:
         raise BadRequestError("prompt must not be empty")
     if body.stream:
-        if len(prompts) != 1:
-            raise BadRequestError("streaming takes a single prompt")
+        if len(prompts) != 1 or body.prompt_logprobs is not None:
+            raise BadRequestError("streaming takes a single prompt and no prompt_logprobs")
         job = serving.prepare(engine, body, prompts[0], serving.DEFAULT_COMPLETION_TOKENS)
         return StreamingResponse(serving.stream(job, metrics, chat=False, include_usage=body.include_usage()),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
@@ -48,7 +48,11 @@ async def completions(body: CompletionRequest, engine: EngineDep, metrics: Metri
     finally:
         for j in jobs:
             j.req.cancelled.set()
-    return JSONResponse(serving.completion_response(jobs[0].model_label, list(results)))
+    scored = None
+    if body.prompt_logprobs is not None:  # vLLM's semantics: per prompt token, its logprob and the top-k
+        scored = await asyncio.gather(*(asyncio.wrap_future(engine.prompt_logprobs(
+            j.req.model, j.req.prompt_ids, body.prompt_logprobs)) for j in jobs))
+    return JSONResponse(serving.completion_response(jobs[0].model_label, list(results), scored))
 
 
 @router.post("/chat/completions", response_model=None)
