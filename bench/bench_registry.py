@@ -184,7 +184,8 @@ def _one_full_run(reg: Registry, env: dict[str, str], ckpt: Path, files: list[di
     from services.registry.replica import GROUP as REPLICA_GROUP
 
     # the replica copy is not part of this figure: its group starts past everything before this run
-    reg.r.xgroup_destroy(streams.REGISTRY, REPLICA_GROUP)
+    if reg.r.exists(streams.REGISTRY):
+        reg.r.xgroup_destroy(streams.REGISTRY, REPLICA_GROUP)
     reg.r.xgroup_create(streams.REGISTRY, REPLICA_GROUP, id="$", mkstream=True)
     proc = subprocess.Popen([sys.executable, "-m", "services.registry.main"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
