@@ -37,7 +37,8 @@ def fmt(v: Any) -> str:
 
 
 # --- jobs -------------------------------------------------------------------------------------------------
-def submit(dataset: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL dataset")],
+def submit(dataset: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                                help="dataset: .jsonl, .json (an array), .csv or .parquet")],
            spec: Annotated[str, typer.Option(help='JobSpec overrides as JSON, e.g. {"max_steps": 200}')] = "{}",
            priority: Annotated[str, typer.Option(help="high | default | low")] = "default",
            name: Annotated[str | None, typer.Option(help="job name")] = None,
