@@ -1,7 +1,7 @@
 // Models: versions with lineage graph, aliases and protection, trash and restore, replicas, storage used.
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
-import { bytes, clear, h, table } from "../dom.js";
+import { append, bytes, clear, h, table } from "../dom.js";
 
 const KINDS = ["", "adapter", "base", "merged", "dataset"];
 
@@ -100,7 +100,7 @@ export async function render(main) {
   await refresh();
   // A large version uploading: a bar per version until its version.stored (no refresh per progress event).
   function showUploads() {
-    clear(uploads).append([...uploading.values()].map((p) => h("p", { class: "muted" },
+    append(clear(uploads), [...uploading.values()].map((p) => h("p", { class: "muted" },
       "uploading ", h("span", { class: "mono", text: p.version_id }), " ",
       h("progress", { max: p.bytes_total, value: p.bytes_done }),
       ` ${bytes(p.bytes_done)} of ${bytes(p.bytes_total)}`)));
