@@ -209,14 +209,15 @@ BENCHES = ("dedup_reupload", "checkpoint_to_version", "upload_throughput", "full
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog=CMD, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=BENCHES, action="append", help="run only this benchmark (repeatable)")
-    parser.add_argument("--real-model", action="store_true",
-                        help="full_checkpoint_to_version: build the real random-init Qwen3-0.6B (~8 GB RAM)")
-    args = parser.parse_args()
-    only = set(args.only or BENCHES)
+    ap = argparse.ArgumentParser(prog=CMD, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--upload-mb", type=int, default=int(os.environ.get("BENCH_UPLOAD_MB", "1024")),
+                    help="size of the upload_throughput file in MB (default: BENCH_UPLOAD_MB or 1024)")
+    ap.add_argument("--only", choices=BENCHES, action="append", help="run only this benchmark (repeatable)")
+    ap.add_argument("--real-model", action="store_true",
+                    help="full_checkpoint_to_version: build the real random-init Qwen3-0.6B (~8 GB RAM)")
+    args = ap.parse_args()
+    size_mb, only = args.upload_mb, set(args.only or BENCHES)
     os.environ.setdefault("TRAINYARD_DEV", "1")
-    size_mb = int(os.environ.get("BENCH_UPLOAD_MB", "1024"))
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         work = Path(tmp)
         rs = RedisServer(work / "redis").start()
