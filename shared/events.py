@@ -179,6 +179,17 @@ class VersionStored(Payload):
     rebuilt: bool = False  # re-published by `trainyard registry rebuild` (not a new version: don't react)
 
 
+class VersionUploadProgress(Payload):
+    """Throttled (``TRAINYARD_UPLOAD_PROGRESS_S``) while a large version's files upload; the version does not
+    exist until its ``version.stored``."""
+
+    version_id: str  # the id the version will have
+    bytes_done: int  # of all its files (parts kept from an interrupted upload count as done)
+    bytes_total: int
+    path: str = ""  # the file being uploaded
+    checkpoint_event_id: str | None = None
+
+
 class VersionReplicated(Payload):
     version_id: str
     replica: str
@@ -307,6 +318,7 @@ PAYLOADS: dict[str, type[Payload]] = {
     "metrics.logged": MetricsLogged,
     "checkpoint.saved": CheckpointSaved,
     "version.stored": VersionStored,
+    "version.upload_progress": VersionUploadProgress,
     "version.replicated": VersionReplicated,
     "alias.moved": AliasMoved,
     "version.protected": VersionProtected,
