@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.payloads import (  # noqa: F401 - re-exported: the payload models are part of the event contract
-    PAYLOADS,
     AliasMoved,
     CheckpointSaved,
     DatasetRef,
@@ -53,6 +52,7 @@ from shared.payloads import (  # noqa: F401 - re-exported: the payload models ar
     VersionRestored,
     VersionStored,
     VersionTrashed,
+    VersionUploadProgress,
 )
 
 
@@ -71,6 +71,42 @@ def new_id() -> str:
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
+
+PAYLOADS: dict[str, type[Payload]] = {
+    "job.queued": JobQueued,
+    "job.started": JobStarted,
+    "job.paused": JobPaused,
+    "job.resumed": JobResumed,
+    "job.preempted": JobPreempted,
+    "job.stopped": JobStopped,
+    "job.skipped": JobSkipped,
+    "job.completed": JobCompleted,
+    "job.failed": JobFailed,
+    "job.cancelled": JobCancelled,
+    "job.reprioritised": JobReprioritised,
+    "job.control_requested": JobControlRequested,
+    "dataset.rejected": DatasetRejected,
+    "dataset.stored": DatasetStored,
+    "metrics.logged": MetricsLogged,
+    "checkpoint.saved": CheckpointSaved,
+    "version.stored": VersionStored,
+    "version.upload_progress": VersionUploadProgress,
+    "version.replicated": VersionReplicated,
+    "alias.moved": AliasMoved,
+    "version.protected": VersionProtected,
+    "version.trashed": VersionTrashed,
+    "version.restored": VersionRestored,
+    "version.purged": VersionPurged,
+    "registry.verify_failed": RegistryVerifyFailed,
+    "snapshot.captured": SnapshotCaptured,
+    "snapshot.failed": SnapshotFailed,
+    "deployment.requested": DeploymentRequested,
+    "deployment.pushed": DeploymentPushed,
+    "deployment.verified": DeploymentVerified,
+    "deployment.failed": DeploymentFailed,
+    "deployment.rolled_back": DeploymentRolledBack,
+    "event.dead_lettered": DeadLettered,
+}
 
 # Current schema version per type. Bump it when a payload changes and add an upcaster below.
 SCHEMA_VERSIONS: dict[str, int] = dict.fromkeys(PAYLOADS, 1)

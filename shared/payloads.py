@@ -1,4 +1,4 @@
-"""The typed payload of every event type, and ``PAYLOADS``: which model each event type carries.
+"""The typed payload of every event type (``shared.events.PAYLOADS`` says which model each type carries).
 
 Payloads are frozen; unknown keys are kept, so a newer writer's fields survive replay. A changed payload gets
 a new schema version and an upcaster (``shared.events``). Weights never travel in events: payloads carry
@@ -193,6 +193,17 @@ class VersionPurged(Payload):
     override: bool = False
 
 
+class VersionUploadProgress(Payload):
+    """Throttled (``TRAINYARD_UPLOAD_PROGRESS_S``) while a large version's files upload; the version does not
+    exist until its ``version.stored``."""
+
+    version_id: str  # the id the version will have
+    bytes_done: int  # of all its files (parts kept from an interrupted upload count as done)
+    bytes_total: int
+    path: str = ""  # the file being uploaded
+    checkpoint_event_id: str | None = None
+
+
 class RegistryVerifyFailed(Payload):
     missing: list[str] = Field(default_factory=list)
     corrupt: list[str] = Field(default_factory=list)
@@ -262,39 +273,3 @@ class DeadLettered(Payload):
     error: str
     deliveries: int
     fields: dict[str, str]
-
-
-PAYLOADS: dict[str, type[Payload]] = {
-    "job.queued": JobQueued,
-    "job.started": JobStarted,
-    "job.paused": JobPaused,
-    "job.resumed": JobResumed,
-    "job.preempted": JobPreempted,
-    "job.stopped": JobStopped,
-    "job.skipped": JobSkipped,
-    "job.completed": JobCompleted,
-    "job.failed": JobFailed,
-    "job.cancelled": JobCancelled,
-    "job.reprioritised": JobReprioritised,
-    "job.control_requested": JobControlRequested,
-    "dataset.rejected": DatasetRejected,
-    "dataset.stored": DatasetStored,
-    "metrics.logged": MetricsLogged,
-    "checkpoint.saved": CheckpointSaved,
-    "version.stored": VersionStored,
-    "version.replicated": VersionReplicated,
-    "alias.moved": AliasMoved,
-    "version.protected": VersionProtected,
-    "version.trashed": VersionTrashed,
-    "version.restored": VersionRestored,
-    "version.purged": VersionPurged,
-    "registry.verify_failed": RegistryVerifyFailed,
-    "snapshot.captured": SnapshotCaptured,
-    "snapshot.failed": SnapshotFailed,
-    "deployment.requested": DeploymentRequested,
-    "deployment.pushed": DeploymentPushed,
-    "deployment.verified": DeploymentVerified,
-    "deployment.failed": DeploymentFailed,
-    "deployment.rolled_back": DeploymentRolledBack,
-    "event.dead_lettered": DeadLettered,
-}

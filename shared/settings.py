@@ -94,6 +94,7 @@ class RegistrySettings(CommonSettings):
     # tracked training examples' loss; or a metric path of the snapshot aggregates / checkpoint metrics
     best_metric: str = "auto"
     multipart_threshold_mb: int = 64
+    upload_progress_s: float = 1.0  # at most one version.upload_progress event per this many seconds
     bucket_budget_gb: float | None = None  # past it, `trainyard storage plan/apply` thins old checkpoints
     keep_last: int = 3  # per job, the newest versions a thinning plan always keeps
     keep_every: int = 0  # ... and every version whose step is a multiple of this (0: off)

@@ -50,14 +50,16 @@ def _errors() -> Iterator[None]:
 
 
 @contextmanager
-def _bar(description: str, total: int | None, quiet: bool) -> Iterator[Callable[[str, int], None]]:
+def _bars(descriptions: tuple[str, ...], total: int | None, quiet: bool) -> Iterator[list[Callable[[str, int], None]]]:
+    """One progress bar per step (hashing, uploading), each fed ``(path, bytes more done)``."""
     if quiet:
-        yield lambda _what, _n: None
+        yield [lambda _what, _n: None for _ in descriptions]
         return
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda what, n: progress.update(task, advance=n, description=f"{description} {escape(what[:40])}")
+        tasks = [(d, progress.add_task(d, total=total)) for d in descriptions]
+        yield [lambda what, n, d=d, t=t: progress.update(t, advance=n, description=f"{d} {escape(what[:40])}")
+               for d, t in tasks]
 
 
 def _size(n: int | None) -> str:
@@ -87,12 +89,14 @@ def import_(path: Path = typer.Argument(..., exists=True, file_okay=False),
             note: str = typer.Option("", help="what this is, in your words"),
             kind: str = typer.Option(None, help="base | adapter | merged | dataset (default: detected)"),
             as_json: bool = JsonOpt) -> None:
-    """Adopt an existing model, adapter or dataset directory as a version."""
+    """Adopt an existing model, adapter or dataset directory as a version (progress bars for hashing and
+    uploading; an upload interrupted by a crash resumes where it stopped when the command runs again)."""
     from services.registry import commands
 
     reg = _reg()  # reach Redis and the bucket before hashing anything
-    with _errors(), _bar("hashing", _dir_bytes(path), as_json) as bar:
-        manifest = commands.import_dir(reg, path, name=name, note=note, kind=kind, progress=bar)
+    with _errors(), _bars(("hashing", "uploading"), _dir_bytes(path), as_json) as (hashing, uploading):
+        manifest = commands.import_dir(reg, path, name=name, note=note, kind=kind, progress=hashing,
+                                       upload_progress=uploading)
     if as_json:
         return _emit_json(manifest)
     what = "stored" if manifest["created"] else "already stored as"

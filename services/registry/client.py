@@ -6,7 +6,8 @@ itself uses it to turn checkpoints into versions.
 Every S3 call is retried with exponential backoff while the server is unreachable (``retry_s`` in all), so
 an outage during an upload delays it instead of failing it. Uploads are verified: the file is hashed in the
 same pass that computes the S3 ETag it must produce (single PUT or multipart with ``part_size`` parts), and
-the stored object's size and ETag are checked after the upload.
+the stored object's size and ETag are checked after the upload. A multipart upload resumes after a crash or
+an outage, keeping the parts already stored (``upload.py``); memory does not grow with the file's size.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from typing import Any, TypeVar
 
 import urllib3
 from minio import Minio
-from minio.error import MinioException, S3Error, ServerError
+from minio.error import S3Error, ServerError
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_delay, wait_exponential
 
-from services.registry.digests import HashingReader, file_digests
 from services.registry.exceptions import IntegrityError, NotFoundError
+from services.registry.upload import Advance, UploadMismatchError, upload_file
 from shared import storage
 
-__all__ = ["IntegrityError", "NotFoundError", "RegistryClient", "file_digests"]
+__all__ = ["IntegrityError", "NotFoundError", "RegistryClient"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,11 +46,7 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, S3Error):
         return exc.code in TRANSIENT_CODES
     return isinstance(exc, urllib3.exceptions.HTTPError | ServerError | ConnectionError | TimeoutError
-                      | _UploadMismatchError)
-
-
-class _UploadMismatchError(MinioException):
-    """The stored object does not have the size/ETag of the bytes we sent (retried, then IntegrityError)."""
+                      | UploadMismatchError)
 
 
 class RegistryClient:
@@ -90,39 +87,46 @@ class RegistryClient:
         stat = self.stat_blob(digest)
         return stat is not None and (size is None or stat.size == size)
 
-    def put_blob(self, path: Path, digest: str | None = None, progress: Any = None,
+    def put_blob(self, path: Path, digest: str | None = None, progress: Advance | None = None,
                  force: bool = False) -> tuple[str, int, int]:
-        """Store a file under its sha256 unless already stored. Returns (sha256, size, bytes uploaded).
+        """Store a file under its sha256 unless already stored. Returns (sha256, size, bytes sent).
 
         ``digest``, when given, is what the caller believes the file hashes to: the file is then read once,
         hashed while it uploads, and a mismatch (the file changed since it was described) removes the
-        object and raises IntegrityError. ``force`` overwrites a stored blob (repairing a corrupt one)."""
+        object and raises IntegrityError. ``force`` overwrites a stored blob (repairing a corrupt one).
+        A multipart upload interrupted by a crash or an outage resumes: its verified parts are not sent again
+        (``services/registry/upload.py``). ``progress(n)``: n more bytes done (sent or kept)."""
         size = path.stat().st_size
         if digest is None:
             digest = storage.sha256_file(path)
         if not force and self.has_blob(digest, size):
             return digest, size, 0
         key = storage.blob_key(digest)
+        sent = 0
+        first = True
 
         def upload() -> None:
-            with open(path, "rb") as f:
-                reader = HashingReader(f, self.part_size)
-                self.s3.put_object(self.bucket, key, reader, size, metadata={"x-amz-meta-sha256": digest},
-                                   part_size=self.part_size, num_parallel_uploads=self.parallel_uploads,
-                                   progress=progress)
-            if reader.sha256() != digest:
+            nonlocal sent, first
+            if not (first or force) and self.has_blob(digest, size):
+                return  # a retry after the object was completed (by us or a concurrent uploader)
+            first = False
+            done = upload_file(self.s3, self.bucket, key, path, part_size=self.part_size,
+                               parallel=self.parallel_uploads, metadata={"x-amz-meta-sha256": digest},
+                               progress=progress)
+            sent += done.sent
+            if done.sha256 != digest:
                 self.s3.remove_object(self.bucket, key)
-                raise IntegrityError(f"{path} hashes to {reader.sha256()}, not {digest}: it changed on disk")
+                raise IntegrityError(f"{path} hashes to {done.sha256}, not {digest}: it changed on disk")
             stat = self.s3.stat_object(self.bucket, key)
-            if stat.size != size or (stat.etag or "").strip('"') != reader.etag():
-                raise _UploadMismatchError(
-                    f"{key}: stored size {stat.size} etag {stat.etag}, sent {size} {reader.etag()}")
+            if stat.size != size or (stat.etag or "").strip('"') != done.etag:
+                raise UploadMismatchError(
+                    f"{key}: stored size {stat.size} etag {stat.etag}, sent {size} {done.etag}")
 
         try:
             self._call(upload)
-        except _UploadMismatchError as exc:
+        except UploadMismatchError as exc:
             raise IntegrityError(f"upload of {path} was not stored intact: {exc}") from exc
-        return digest, size, size
+        return digest, size, sent
 
     def hash_blob(self, digest: str) -> str | None:
         """The sha256 of the stored bytes of a blob (None when the blob is missing)."""

@@ -1,7 +1,9 @@
 """Reactions to other services' events (consumer group ``registry``).
 
-* ``checkpoint.saved`` -> one adapter version, or one ``full`` version for a ``method: full`` job (idempotent), ``latest`` (and maybe ``best``) moved, then
-  ``version.stored``, published in the same transaction as the "already published" marker.
+* ``checkpoint.saved`` -> one adapter version, or one ``full`` version for a ``method: full`` job (idempotent),
+  ``latest`` (and maybe ``best``) moved, then ``version.stored``, published in the same transaction as the
+  "already published" marker. A large upload publishes throttled ``version.upload_progress`` meanwhile, and
+  resumes its parts after a crash.
 * ``dataset.stored`` (the trainer's submit stored the file) -> ``version.stored`` of kind dataset, so the
   versions view and the replica see datasets too.
 * ``snapshot.captured`` -> ``best`` moved when the evaluation metric improved.
@@ -15,9 +17,10 @@ from typing import Any
 
 from services.registry.aliases import consider_best, set_alias
 from services.registry.context import PUBLISHED_KEY, Registry
+from services.registry.progress import UploadReporter
 from services.registry.projection import get_version, list_versions
 from services.registry.store import Stored, store_version
-from services.registry.versioning import VersionKind, dataset_version_id, normalise_files
+from services.registry.versioning import VersionKind, dataset_version_id, normalise_files, version_id_for
 from shared import storage
 from shared.bus import Handler, Marker, publish, receives
 from shared.events import CheckpointSaved, DatasetStored, Event, SnapshotCaptured, VersionStored
@@ -93,8 +96,10 @@ def on_checkpoint_saved(reg: Registry, event: Event, p: CheckpointSaved) -> None
         "tracked_key": p.tracked_key, "checkpoint_dir": p.checkpoint_dir,
     }
     name = f"{event.job_id or 'job'}@step{p.step}" + (" (final)" if p.final else "")
-    stored = store_version(reg.primary, Path(p.checkpoint_dir), files, kind=checkpoint_kind(p.spec), name=name,
-                           lineage=lineage)
+    kind = checkpoint_kind(p.spec)
+    reporter = UploadReporter(reg, version_id_for(kind, files), sum(f["size"] for f in files), cause=event)
+    stored = store_version(reg.primary, Path(p.checkpoint_dir), files, kind=kind, name=name, lineage=lineage,
+                           progress=reporter)
     version_id = stored.manifest["version_id"]
     set_alias(reg, "latest", version_id, cause=event)
     consider_best(reg, version_id, p.metrics, cause=event, spec_metric=(p.spec or {}).get("best_metric"))

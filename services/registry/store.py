@@ -19,7 +19,7 @@ from shared import storage
 
 log = logging.getLogger(__name__)
 
-FileProgress = Callable[[str, int], None]  # (relative path, bytes done) after each file
+FileProgress = Callable[[str, int], None]  # (relative path, bytes more done)
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,10 @@ def check_storable(root: Path, files: Iterable[Mapping[str, Any]]) -> None:
 def store_version(
     client: RegistryClient, root: Path, files: Iterable[Mapping[str, Any]], *, kind: VersionKind | str,
     name: str = "", note: str = "", lineage: Mapping[str, Any] | None = None,
-    progress: FileProgress | None = None, blob_progress: Any = None,
+    progress: FileProgress | None = None,
 ) -> Stored:
-    """Store ``files`` (relative to ``root``) as one version; idempotent by content."""
+    """Store ``files`` (relative to ``root``) as one version; idempotent by content. ``progress(path, n)``:
+    n more bytes of ``path`` uploaded (or found stored), as the upload goes."""
     files = list(files)
     version_id = version_id_for(kind, files)
     existing = client.get_json(storage.manifest_key(version_id))
@@ -76,10 +77,18 @@ def store_version(
     manifest = build_manifest(kind=kind, files=files, name=name, note=note, lineage=lineage)
     uploaded = 0
     for f in manifest["files"]:
-        _, _, sent = client.put_blob(root / f["path"], f["sha256"], progress=blob_progress)
+        done = [0]
+
+        def advance(n: int, f: dict[str, Any] = f, done: list[int] = done) -> None:
+            n = min(n, f["size"] - done[0])  # a retried upload counts its kept parts again
+            done[0] += n
+            if progress and n:
+                progress(f["path"], n)
+
+        _, _, sent = client.put_blob(root / f["path"], f["sha256"], progress=advance)
         uploaded += sent
-        if progress:
-            progress(f["path"], f["size"])
-    client.put_manifest(manifest)
+        if progress and f["size"] > done[0]:  # already stored: done at once
+            progress(f["path"], f["size"] - done[0])
+    client.put_manifest(manifest)  # only now, with every blob stored and verified, does the version exist
     log.info("stored %s (%s, %d files, %d bytes uploaded)", version_id, manifest["kind"], len(files), uploaded)
     return Stored(manifest, uploaded, True)

@@ -30,8 +30,10 @@ def detect_kind(path: Path) -> VersionKind:
 
 
 def import_dir(reg: Registry, path: Path, name: str | None = None, note: str = "",
-               kind: VersionKind | str | None = None, progress: FileProgress | None = None) -> dict[str, Any]:
-    """Adopt an existing model/adapter/dataset directory as a version (idempotent by content)."""
+               kind: VersionKind | str | None = None, progress: FileProgress | None = None,
+               upload_progress: FileProgress | None = None) -> dict[str, Any]:
+    """Adopt an existing model/adapter/dataset directory as a version (idempotent by content).
+    ``progress``: hashing, file by file; ``upload_progress``: uploading, part by part (both path, bytes)."""
     path = Path(path).expanduser()
     kind = VersionKind(kind) if kind else detect_kind(path)
     files = describe_dir(path, progress=progress)
@@ -40,7 +42,8 @@ def import_dir(reg: Registry, path: Path, name: str | None = None, note: str = "
         config = json.loads((path / "adapter_config.json").read_text())
         base = config.get("base_model_name_or_path")
         lineage.update(base_model=base, base_version_id=find_base_version(reg, base))
-    stored = store_version(reg.primary, path, files, kind=kind, name=name or path.name, note=note, lineage=lineage)
+    stored = store_version(reg.primary, path, files, kind=kind, name=name or path.name, note=note, lineage=lineage,
+                           progress=upload_progress)
     vid = stored.manifest["version_id"]
     source = f"import:{vid}"
     if not reg.r.hexists(PUBLISHED_KEY, source) and get_version(reg.r, vid) is None:

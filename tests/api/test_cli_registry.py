@@ -144,3 +144,39 @@ def test_purge_over_rest_after_the_trash(gateway: dict, tiny_model: Path) -> Non
     res = as_json(trainyard(env, "versions", "purge", vid, "--force", vid, "--json"))
     assert res["version_id"] == vid and res["override"] and res["blobs_deleted"] >= 3
     assert not reg.primary.has_manifest(vid)
+
+
+def test_import_shows_upload_progress_and_resumes(gateway: dict, tmp_path: Path) -> None:
+    """A large file goes up in parts with an "uploading" bar on stderr; parts left by an interrupted import
+    are kept, so running the command again sends only the rest."""
+    from services.registry.upload import upload_file
+    from shared import storage
+
+    env = {**gateway["env"], "TRAINYARD_MULTIPART_THRESHOLD_MB": "5", "TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1",
+           "COLUMNS": "120"}
+    folder = tmp_path / "big-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(os.urandom(16 * 1024 * 1024))  # 4 parts of 5 MiB
+    reg = gateway["reg"]
+    key = storage.blob_key(storage.sha256_file(weights))
+
+    class Interrupted(Exception):
+        pass
+
+    def crash(n: int, done: list[int] = [0]) -> None:  # noqa: B006 - a counter
+        done[0] += n
+        if done[0] >= 10 * 1024 * 1024:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):  # an earlier import died after two parts
+        upload_file(reg.primary.s3, reg.primary.bucket, key, weights, part_size=5 * 1024 * 1024, parallel=1,
+                    progress=crash)
+    res = trainyard(env, "registry", "import", str(folder))
+    assert res.returncode == 0, res.stderr
+    assert "uploading" in res.stderr and "hashing" in res.stderr, res.stderr
+    import re
+
+    out = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", res.stdout).split())
+    assert "stored" in out and "6.3 MB uploaded" in out, out  # 16 MiB + 2 B, less two 5 MiB parts kept

@@ -154,3 +154,27 @@ def test_evolution_example_curve_diff_and_no_script_runs(stack, page) -> None:
     assert page.evaluate("window.__pwned") is None
     assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
     assert page.errors == []
+
+
+def test_models_page_shows_a_version_uploading(stack, page, r: redis.Redis) -> None:
+    from shared.events import VersionUploadProgress
+
+    server, job_id, _ = stack
+    goto(page, f"{server.url}/#/models")
+    uploading = "ad-<b>uploading</b>"  # shown as text, like every id
+    bar = page.locator("[data-testid=uploads]")
+    for _ in range(20):  # as the registry does: an event every so often (the feed may still be connecting)
+        publish(r, Event.create("version.upload_progress", VersionUploadProgress(
+            version_id=uploading, bytes_done=600 * 2**20, bytes_total=1200 * 2**20, path="model.safetensors"),
+            job_id=job_id))
+        page.wait_for_timeout(500)
+        if bar.get_by_text(uploading).count():
+            break
+    bar.get_by_text(uploading).wait_for(timeout=1000)
+    assert "600.0 MB of 1.2 GB" in bar.inner_text()
+    assert bar.locator("progress").get_attribute("value") == str(600 * 2**20)
+    files = [FileEntry(path="model.safetensors", sha256="cd" * 32, size=1200 * 2**20)]
+    publish(r, Event.create("version.stored", VersionStored(version_id=uploading, kind="adapter", files=files,
+                                                            manifest_key="manifests/x.json"), job_id=job_id))
+    page.wait_for_function("!document.querySelector('[data-testid=uploads]').textContent")
+    assert page.errors == []

@@ -35,6 +35,36 @@ def write_checkpoint(root: Path, step: int, *, job_id: str = "job-1", seed: int 
             for p in storage.list_files(root)]
 
 
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]], *, seed: int = 0) -> int:
+    """A valid safetensors file of the given (dtype, shape) tensors filled with random bytes, written in chunks
+    (a 1 GB file needs no 1 GB of memory). Returns its size."""
+    import struct
+
+    import numpy as np
+
+    widths = {"BF16": 2, "F16": 2, "F32": 4, "U8": 1}
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        n = widths[dtype]
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    rng = np.random.default_rng(seed)
+    chunk = 8 * 1024 * 1024
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        left = offset
+        while left:
+            n = min(chunk, left)
+            f.write(rng.bytes(n))
+            left -= n
+    return path.stat().st_size
+
+
 def checkpoint_event(job_id: str, root: Path, step: int, files: list[dict[str, Any]], *,
                      metrics: dict[str, Any] | None = None, final: bool = False,
                      base_model: str = "tiny-qwen3", dataset_sha256: str = "0" * 64) -> Event:

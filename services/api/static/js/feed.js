@@ -14,10 +14,10 @@ function connect() {
   };
   for (const t of ["metrics.logged", "job.queued", "job.started", "job.paused", "job.resumed", "job.stopped",
     "job.skipped", "job.completed", "job.failed", "job.cancelled", "job.reprioritised", "job.preempted",
-    "job.control_requested", "checkpoint.saved", "version.stored", "alias.moved", "version.protected",
-    "version.trashed", "version.restored", "version.replicated", "snapshot.captured", "snapshot.failed",
-    "deployment.requested", "deployment.pushed", "deployment.verified", "deployment.failed",
-    "deployment.rolled_back", "dataset.rejected", "dataset.stored"]) {
+    "job.control_requested", "checkpoint.saved", "version.stored", "version.upload_progress", "alias.moved",
+    "version.protected", "version.trashed", "version.restored", "version.replicated", "snapshot.captured",
+    "snapshot.failed", "deployment.requested", "deployment.pushed", "deployment.verified",
+    "deployment.failed", "deployment.rolled_back", "dataset.rejected", "dataset.stored"]) {
     source.addEventListener(t, handle);
   }
   source.onerror = () => {

@@ -1,7 +1,7 @@
 // Models: versions with lineage graph, aliases and protection, trash and restore, replicas, storage used.
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
-import { bytes, clear, fmt, h, table } from "../dom.js";
+import { append, bytes, clear, fmt, h, table } from "../dom.js";
 
 const KINDS = ["", "adapter", "full", "base", "merged", "dataset"];
 
@@ -10,6 +10,8 @@ export async function render(main) {
     KINDS.map((k) => h("option", { value: k, text: k || "all kinds" })));
   const trashed = h("input", { type: "checkbox", "aria-label": "include trashed" });
   const list = h("div");
+  const uploads = h("div", { "data-testid": "uploads" });
+  const uploading = new Map(); // version id -> its latest version.upload_progress payload
   const side = h("div", {}, h("p", { class: "muted", text: "Pick a version to see its lineage." }));
   const storage = h("div");
   const backup = h("div");
@@ -18,7 +20,7 @@ export async function render(main) {
     h("section", {},
       h("div", { class: "toolbar" },
         h("h2", { text: "Versions" }), kind, h("label", {}, trashed, " include trash")),
-      list),
+      uploads, list),
     h("div", { class: "row" }, h("section", {}, h("h2", { text: "Lineage" }), side),
       h("section", {}, h("h2", { text: "Storage and backup" }), bestBox, storage, backup)));
   let selected = null;
@@ -98,7 +100,20 @@ export async function render(main) {
   kind.addEventListener("change", refresh);
   trashed.addEventListener("change", refresh);
   await refresh();
+  // A large version uploading: a bar per version until its version.stored (no refresh per progress event).
+  function showUploads() {
+    append(clear(uploads), [...uploading.values()].map((p) => h("p", { class: "muted" },
+      "uploading ", h("span", { class: "mono", text: p.version_id }), " ",
+      h("progress", { max: p.bytes_total, value: p.bytes_done }),
+      ` ${bytes(p.bytes_done)} of ${bytes(p.bytes_total)}`)));
+  }
   const off = onEvent((ev) => {
+    if (ev.type === "version.upload_progress") {
+      uploading.set(ev.payload.version_id, ev.payload);
+      showUploads();
+      return;
+    }
+    if (ev.type === "version.stored" && uploading.delete(ev.payload?.version_id)) showUploads();
     if (ev.type && (ev.type.startsWith("version.") || ev.type === "alias.moved")) setTimeout(refresh, 300);
   });
   return off;
