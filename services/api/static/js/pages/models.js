@@ -2,6 +2,7 @@
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { append, bytes, clear, fmt, h, table } from "../dom.js";
+import { storagePlanView } from "./models/storageplan.js";
 
 const KINDS = ["", "adapter", "full", "base", "merged", "dataset"];
 
@@ -14,6 +15,7 @@ export async function render(main) {
   const uploading = new Map(); // version id -> its latest version.upload_progress payload
   const side = h("div", {}, h("p", { class: "muted", text: "Pick a version to see its lineage." }));
   const storage = h("div");
+  const plan = h("div");
   const backup = h("div");
   const bestBox = h("div", { "data-testid": "best" });
   main.append(
@@ -22,7 +24,7 @@ export async function render(main) {
         h("h2", { text: "Versions" }), kind, h("label", {}, trashed, " include trash")),
       uploads, list),
     h("div", { class: "row" }, h("section", {}, h("h2", { text: "Lineage" }), side),
-      h("section", {}, h("h2", { text: "Storage and backup" }), bestBox, storage, backup)));
+      h("section", {}, h("h2", { text: "Storage and backup" }), bestBox, storage, plan, backup)));
   let selected = null;
 
   async function refresh() {
@@ -40,6 +42,7 @@ export async function render(main) {
       h("dt", { text: "logical (all versions)" }), h("dd", { text: bytes(used.logical_bytes) }),
       ...Object.entries(used.by_kind).flatMap(([k, v]) => [
         h("dt", { text: k }), h("dd", { text: bytes(v) })])) : "");
+    clear(plan).append(await storagePlanView());
     const b = await maybe("/api/registry/backup", null);
     clear(backup).append(b ? backupView(b) : "");
     const best = await maybe("/api/registry/best", null);
