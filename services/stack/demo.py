@@ -82,7 +82,11 @@ def drop_in_inbox(inbox: Path, spec: dict[str, Any]) -> Path:
     return final
 
 
-def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoResult | None:
+def run_demo(state_dir: Path, keep: bool, steps: int, console: Console, model_dir: Path | None = None,
+             spec_overrides: dict[str, Any] | None = None, extra_env: dict[str, str] | None = None,
+             ) -> DemoResult | None:
+    """``model_dir`` (default: the tiny model, built if missing) is the base; ``spec_overrides`` change the job,
+    ``extra_env`` the services' settings (e.g. the real-shape lane's smaller snapshots)."""
     from services.deployer.projection import list_deployments
     from services.evaluator.exceptions import UnknownJobError
     from services.evaluator.queries import curve
@@ -97,11 +101,11 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
     for sub in ("redis", "s3", "inbox", "control", "checkpoints", "inference", "logs"):
         shutil.rmtree(state_dir / sub, ignore_errors=True)
     settings = StackSettings(dev=True, state_dir=state_dir, **_ports("127.0.0.1"))
-    model_dir = state_dir / "models" / "tiny-qwen3"
+    model_dir = Path(model_dir) if model_dir else state_dir / "models" / "tiny-qwen3"
     if not (model_dir / "config.json").exists():
         with console.status("building the tiny Qwen3 (random init, local BPE tokenizer)"):
             build_tiny_model(model_dir)
-    stack = Stack(settings, base_model=str(model_dir))
+    stack = Stack(settings, base_model=str(model_dir), extra_env=dict(extra_env or {}))
     t0 = time.monotonic()
     ok = False
     result: DemoResult | None = None
@@ -110,7 +114,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
             state = stack.up(progress=lambda m: st.update(f"starting the stack: {m}"))
         console.print(f"stack up in {time.monotonic() - t0:.0f}s (logs in {state_dir}/logs)")
         r = redis.Redis.from_url(state.redis_url, decode_responses=False)
-        drop_in_inbox(state_dir / "inbox", demo_spec(model_dir, steps))
+        drop_in_inbox(state_dir / "inbox", {**demo_spec(model_dir, steps), **(spec_overrides or {})})
         console.print("dropped demo.jsonl (55 chat pairs) and demo.yaml into the inbox")
         job = _wait("the inbox file to become a job", lambda: (list_jobs(r) or [None])[0], 120)
         job_id = job["id"]
@@ -128,7 +132,8 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
                 return j if j.get("state") == "completed" else None
 
             job = _wait("training to complete", finished, 900)
-            n_ckpt = len(job.get("checkpoints") or []) or steps // max(steps // 4, 1)
+            every = int((spec_overrides or {}).get("checkpoint_every") or max(steps // 4, 1))
+            n_ckpt = len(job.get("checkpoints") or []) or steps // every
             snap = progress.add_task("snapshots", total=n_ckpt + 1)
 
             def snapshots_done() -> list | None:
