@@ -57,6 +57,8 @@ class TrainerSettings(CommonSettings):
     inbox_stable_s: float = 1.0  # a file must keep its size this long before it is picked up
     keep_local_checkpoints: int = 2  # after the registry confirmed them
     worker_name: str | None = None
+    # a job resumed on a worker without its checkpoint waits this long for the registry to hold the newest one
+    recovery_wait_s: float = 60.0
 
 
 class RegistrySettings(CommonSettings):
