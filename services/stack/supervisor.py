@@ -27,6 +27,45 @@ from shared.settings import StackSettings
 log = logging.getLogger(__name__)
 
 SERVICES = ("registry", "evaluator", "deployer", "trainer", "inference", "api")
+# ``trainyard up --role``: the training box runs Redis, S3 and everything but the model serving; the inference
+# box runs inference and the evaluator, connected to the training box's Redis and S3 only.
+ROLES = {
+    "all": SERVICES,
+    "training": ("registry", "deployer", "trainer", "api"),
+    "inference": ("evaluator", "inference"),
+}
+
+
+class PeerUnreachable(ServerError):
+    """A box's peer (the training box's Redis or S3) does not answer: one line naming it and what to start."""
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def check_peers(settings: StackSettings, role: str, external_s3: bool) -> None:
+    """The endpoints a role uses but does not start must answer now; else PeerUnreachable."""
+    peers = []
+    if role == "inference":
+        start = "start `trainyard up --role training` on the training box first, bound to an address this box " \
+                "reaches (TRAINYARD_BIND)"
+        peers = [("Redis", settings.redis_url, "TRAINYARD_REDIS_URL", 6379, start),
+                 ("S3", settings.s3_endpoint, "TRAINYARD_S3_ENDPOINT", 9000, start)]
+    elif external_s3:
+        peers = [("S3", settings.s3_endpoint, "TRAINYARD_S3_ENDPOINT", 9000,
+                  "start your S3/MinIO server there, or unset TRAINYARD_EXTERNAL_S3 to run the embedded one")]
+    for what, url, var, default_port, start in peers:
+        host, port = _host_port(url, default_port)
+        try:
+            reachable = port_open(host, port)
+        except OSError:  # an unknown host name
+            reachable = False
+        if not reachable:
+            raise PeerUnreachable(f"cannot reach the training box's {what} at {host}:{port} ({var}): {start}")
 
 
 @dataclass
@@ -81,6 +120,7 @@ class Stack:
     base_model: str
     extra_env: dict[str, str] = field(default_factory=dict)
     state: StackState | None = None
+    role: str = "all"
 
     @property
     def state_dir(self) -> Path:
@@ -126,14 +166,35 @@ class Stack:
         existing = StackState.load(self.state_dir)
         if existing and any(alive(p.pid) for p in existing.procs):
             raise ServerError(f"a stack is already running from {self.state_dir} (trainyard down first)")
+        if self.role not in ROLES:
+            raise ServerError(f"unknown role {self.role!r}: one of {', '.join(ROLES)}")
+        check_peers(s, self.role, not self._embedded_s3())
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         host = s.bind
         self.state = StackState(
-            state_dir=str(self.state_dir), redis_url="", s3_endpoint=s.s3_endpoint,
+            state_dir=str(self.state_dir), redis_url=s.redis_url, s3_endpoint=s.s3_endpoint,
             api_url=f"http://{host}:{s.api_port}", inference_url=f"http://{host}:{s.inference_port}",
             dashboard_url=f"http://{host}:{s.dashboard_port}",
         )
         note = progress or (lambda msg: log.info(msg))
+        if self.role != "inference":
+            self._start_servers(note)
+        self.state.save()
+        ports = {"inference": s.inference_port, "api": s.api_port}
+        for name in ROLES[self.role]:
+            note(f"starting {name}")
+            self._spawn(name, [sys.executable, "-m", f"services.{name}.main"], ports.get(name))
+        if self.role != "inference":
+            self._spawn("rq-dashboard", [str(Path(sys.executable).parent / "rq-dashboard"), "-b", host,
+                                         "-p", str(s.dashboard_port), "-u", self.state.redis_url], s.dashboard_port)
+        self.state.save()
+        note("waiting for health")
+        self.wait_healthy()
+        return self.state
+
+    def _start_servers(self, note) -> None:
+        assert self.state is not None
+        s, host = self.settings, self.settings.bind
         note(f"redis-server on {host}:{s.redis_port}")
         redis_srv = RedisServer(self.state_dir / "redis", port=s.redis_port, host=host).start()
         self.state.redis_url = redis_srv.url
@@ -143,17 +204,6 @@ class Stack:
             s3 = S3Server(self.state_dir / "s3", s.s3_access_key, s.s3_secret_key, port=s.s3_port, host=host).start()
             self.state.s3_endpoint = s3.endpoint
             self._record("s3", s3.proc, s.s3_port, self.state_dir / "s3" / "weed.log")
-        self.state.save()
-        ports = {"inference": s.inference_port, "api": s.api_port}
-        for name in SERVICES:
-            note(f"starting {name}")
-            self._spawn(name, [sys.executable, "-m", f"services.{name}.main"], ports.get(name))
-        self._spawn("rq-dashboard", [str(Path(sys.executable).parent / "rq-dashboard"), "-b", host,
-                                     "-p", str(s.dashboard_port), "-u", self.state.redis_url], s.dashboard_port)
-        self.state.save()
-        note("waiting for health")
-        self.wait_healthy()
-        return self.state
 
     def _embedded_s3(self) -> bool:
         return os.environ.get("TRAINYARD_EXTERNAL_S3", "0") != "1"
@@ -174,10 +224,9 @@ class Stack:
     def wait_healthy(self, timeout: float = 180) -> None:
         assert self.state is not None
         deadline = time.monotonic() + timeout
-        checks = {
-            "api": f"{self.state.api_url}/health",
-            "inference": f"{self.state.inference_url}/ready",
-        }
+        checks = {name: url for name, url in (("api", f"{self.state.api_url}/health"),
+                                              ("inference", f"{self.state.inference_url}/ready"))
+                  if name in ROLES[self.role]}
         pending = dict(checks)
         while pending and time.monotonic() < deadline:
             for p in self.state.procs:
