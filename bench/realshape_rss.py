@@ -22,6 +22,24 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def _reset_peak() -> bool:
+    """Start the kernel's peak-RSS counter (VmHWM) over from the current RSS (Linux clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _items(tok, n: int, tokens: int):  # noqa: ANN001, ANN202
     from services.evaluator.engine import Item
     from shared.modeling import render
@@ -53,16 +71,19 @@ def main() -> None:
     items = _items(tok, n, tokens)
     lengths = [len(tok(x.prompt + x.target, add_special_tokens=False)["input_ids"]) for x in items]
     engine = Engine(model, tok, max_new_tokens=8, batch_size=64, memory_budget_mb=budget_mb)
+    loaded = _rss_bytes()  # the model and the process, before the snapshot's own memory
+    reset = _reset_peak()  # the peak of the snapshot alone (loading converts bf16 to fp32: a transient copy)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     engine.evaluate(items)
     seconds = time.perf_counter() - t0
     if device.startswith("cuda"):
-        peak, start = torch.cuda.max_memory_allocated(), 0
+        peak, start, loaded = torch.cuda.max_memory_allocated(), 0, model_bytes
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_bytes": peak, "start_bytes": start, "model_bytes": model_bytes,
+        peak = _peak_rss_bytes()
+    print(json.dumps({"peak_bytes": peak, "start_bytes": start, "loaded_bytes": loaded, "peak_reset": reset,
+                      "model_bytes": model_bytes,
                       "budget_bytes": budget_mb * 2**20, "rows": math.ceil(n / max(1, engine.stats.batches)),
                       "seconds": seconds, "tokens_min": min(lengths), "tokens_max": max(lengths)}))
 
