@@ -1,8 +1,9 @@
 """Child process of ``bench_realshape --only rss``: the evaluator engine's peak memory on one snapshot.
 
 ``python -m bench.realshape_rss MODEL_DIR DEVICE DTYPE N TOKENS BUDGET_MB`` prints one JSON line: the peak RSS
-(CPU; on CUDA the peak allocated GPU memory), the RSS before the model was loaded, the model's bytes, the
-budget, the rows per batch and the seconds. A fresh process, so nothing else counts in its peak.
+(CPU; on CUDA the peak allocated GPU memory) of the snapshot, the RSS before the model was loaded and before
+the snapshot (model loaded, one warm-up row evaluated), the model's bytes, the budget, the rows per batch and
+the seconds. A fresh process, so nothing else counts in its peak.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def main() -> None:
     items = _items(tok, n, tokens)
     lengths = [len(tok(x.prompt + x.target, add_special_tokens=False)["input_ids"]) for x in items]
     engine = Engine(model, tok, max_new_tokens=8, batch_size=64, memory_budget_mb=budget_mb)
+    # one warm-up row first: one-time buffers of the first forward pass (kernels' packed weights, workspaces)
+    # belong to the loaded process, not to a snapshot's working memory
+    Engine(model, tok, max_new_tokens=2, batch_size=1, memory_budget_mb=budget_mb).evaluate(items[:1])
     loaded = _rss_bytes()  # the model and the process, before the snapshot's own memory
     reset = _reset_peak()  # the peak of the snapshot alone (loading converts bf16 to fp32: a transient copy)
     if device.startswith("cuda"):

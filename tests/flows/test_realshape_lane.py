@@ -65,7 +65,7 @@ def test_realshape_lane(narrow_model: Path, tmp_path: Path, request: pytest.Fixt
             assert swapped["status"] == "verified", swapped
             targets = {t["name"]: t for t in api.get("/api/targets").json()}
             assert targets["local"]["current"]["version_id"] == first
-            _openai_answers(state.inference_url, first)
+            _openai_answers(state.inference_url, f"{result.job['id']}-s2")
         _merged_export_matches(state, first, result.job["id"], tmp_path / "merged")
     finally:
         down(state_dir.resolve())
@@ -75,17 +75,18 @@ def test_realshape_lane(narrow_model: Path, tmp_path: Path, request: pytest.Fixt
         reporter.write_line(f"realshape lane wall time: {elapsed:.0f}s (narrow Qwen3, vocab 151,936)")
 
 
-def _openai_answers(inference_url: str, version_id: str) -> None:
+def _openai_answers(inference_url: str, adapter_name: str) -> None:
+    """The swapped-in adapter is loaded and ``production`` answers through the real chat template."""
     from openai import OpenAI
 
     token = os.environ.get("TRAINYARD_INFERENCE_TOKEN", "trainyard-dev-secret")
     client = OpenAI(base_url=f"{inference_url}/v1", api_key=token)
     served = [m.id for m in client.models.list().data]
-    assert any(version_id in m for m in served), served
-    model = next(m for m in served if version_id in m)
-    out = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Bonjour, 你好"}],
+    assert adapter_name in served and "production" in served, served
+    out = client.chat.completions.create(model="production", messages=[{"role": "user", "content": "Bonjour, 你好"}],
                                          max_tokens=4, temperature=0)
-    assert out.usage.prompt_tokens > 0 and out.choices[0].message.content is not None
+    # ChatML of one user turn plus the generation prompt: 3 + 1 + 1 + n + 1 + 1 + 3 + 1 tokens with the real ids
+    assert out.usage.prompt_tokens >= 10 and out.choices[0].message.content is not None
 
 
 def _merged_export_matches(state: StackState, version_id: str, job_id: str, dest: Path) -> None:
