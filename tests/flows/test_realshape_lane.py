@@ -45,6 +45,7 @@ def _deploy(api: httpx.Client, version_id: str) -> dict:
 
 @pytest.mark.realshape
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes of CPU training and snapshots, longer on a busy machine
 def test_realshape_lane(narrow_model: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     t0 = time.monotonic()
     state_dir = tmp_path / "lane"

@@ -54,6 +54,7 @@ def _events(r: redis.Redis, stream: str, job_id: str, kind: str) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes of CPU training and snapshots, longer on a busy machine
 def test_evaluator_on_the_inference_box_survives_a_kill_and_training_never_waits(tmp_path: Path,
                                                                                   tiny_model: Path) -> None:
     inference_port = free_port("127.0.0.1")
