@@ -29,12 +29,14 @@ import redis
 
 from bench.common import record
 from services.api.main import create_app
-from services.api.testing import launch_chromium, seed_evolution, serve_app
 from services.stack.servers import RedisServer, S3Server, free_port
 from shared.bus import publish
 from shared.events import Event, MetricsLogged
 from shared.settings import ApiSettings
 from shared.storage import ensure_bucket, s3_client
+from tests.support.browser import launch_chromium
+from tests.support.evolution import seed_evolution
+from tests.support.servers import serve_app
 
 S3_KEY, S3_SECRET = "bench", "bench-secret-api"
 

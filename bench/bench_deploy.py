@@ -22,7 +22,6 @@ import httpx
 
 from bench.common import record
 from services.deployer.commands import request_deployment
-from services.deployer.demo import InferenceServer, demo_examples, make_adapter, store_version
 from services.deployer.main import build
 from services.deployer.projection import get_deployment
 from services.registry.client import RegistryClient
@@ -30,6 +29,7 @@ from services.stack.servers import RedisServer, S3Server
 from shared import storage
 from shared.modeling import build_tiny_model, render
 from shared.settings import DeployerSettings, TargetConfig
+from tests.support.deploy import InferenceServer, demo_examples, make_adapter, store_version
 
 TARGET_S = 5.0
 

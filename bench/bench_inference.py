@@ -32,9 +32,9 @@ from pathlib import Path
 import httpx
 
 from bench.common import record
-from services.api.testing import wait_ready
 from services.stack.servers import free_port
 from shared.modeling import build_tiny_model
+from tests.support.servers import wait_ready
 
 TOKEN = "bench-token"
 N_TOKENS = 16
@@ -192,12 +192,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
-    from tests.test_inference_helpers import make_adapter  # the same adapters the tests use
+    from tests.support.lora import make_lora_adapter  # the same adapters the tests use
 
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         base = build_tiny_model(tmp / "base")
-        adapters = {"one": make_adapter(base, tmp / "one", seed=1), "two": make_adapter(base, tmp / "two", seed=2)}
+        adapters = {"one": make_lora_adapter(base, tmp / "one", seed=1),
+                    "two": make_lora_adapter(base, tmp / "two", seed=2)}
         bench_batching(base, tmp, args.repeats, args.seconds)
         bench_hot_swap(base, tmp, adapters, args.repeats, args.seconds)
 

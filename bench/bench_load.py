@@ -12,7 +12,7 @@ clients, Redis, S3) runs on the others, as on the user's box where training runs
 on the host CPU. What is measured is then whether API traffic slows training through what they share
 (Redis round trips of the callback, events, the job view), not whether two CPU-bound programs on a 2-core
 machine share its cores. ``--no-pin`` runs everything on every CPU.
-``LoadGenerator`` is also used by ``tests/test_load_api.py``.
+``LoadGenerator`` is also used by ``tests/drills/test_load.py``.
 """
 
 from __future__ import annotations
@@ -157,10 +157,10 @@ def environment(root: Path, pin: bool = True) -> Iterator[dict[str, Any]]:
 
     from bench.demojob import servers
     from services.api.main import create_app
-    from services.api.testing import serve_app
     from shared.modeling import build_tiny_model
     from shared.settings import ApiSettings, TrainerSettings, as_env
     from shared.storage import ensure_bucket, s3_client
+    from tests.support.servers import serve_app
 
     trainer_cpus, other_cpus = cpu_split(pin)
     if other_cpus:  # before any server or thread starts, so all of them inherit it

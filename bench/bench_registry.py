@@ -22,12 +22,13 @@ import redis
 
 from bench.common import record
 from services.registry.context import Registry
-from services.registry.testing import checkpoint_event, make_lora_adapter, running, wait_for
 from services.stack.servers import RedisServer, S3Server
 from shared import storage, streams
 from shared.bus import publish
 from shared.modeling import build_tiny_model
 from shared.settings import RegistrySettings
+from tests.support.lora import make_lora_adapter
+from tests.support.registry import checkpoint_event, running, wait_for
 
 CMD = "python -m bench.bench_registry"
 ACCESS, SECRET = "bench", "bench-secret-key"

@@ -135,7 +135,7 @@ def main() -> None:
                runs=packed, command=CMD, baseline_name="bare HF Trainer + peft, padded", met=p / b >= 1.5,
                notes=f"best of {REPEATS}; {data}; {medians}; mean train loss packed {statistics.mean(loss_packed):.4f} vs "
                      f"unpacked {statistics.mean(loss_bare):.4f} (lora_dropout 0.05 draws differ; with dropout 0 "
-                     "the per-step losses agree within 1e-4, tests/test_trainer_packing.py)")
+                     "the per-step losses agree within 1e-4, tests/trainer/test_packing.py)")
         latencies = []
         for i in range(REPEATS):
             probe = LatencyProbe(r, request_at=5 + i)

@@ -56,13 +56,13 @@ def train(common: dict[str, Any], model_dir: Path | str, root: Path, steps: int 
     from rq import SimpleWorker
 
     from services.registry.context import Registry
-    from services.registry.testing import running
     from services.stack.demo import demo_spec
     from services.trainer import queueing
     from services.trainer.submit import submit_job
     from shared.modeling import demo_dataset_path
     from shared.settings import RegistrySettings, TrainerSettings, as_env
     from shared.storage import ensure_bucket, s3_client
+    from tests.support.registry import running
 
     trainer = TrainerSettings(**common, checkpoints_dir=root / "ckpt", inbox_dir=root / "inbox",
                               control_dir=root / "control")

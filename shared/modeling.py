@@ -4,6 +4,10 @@
   locally and a ChatML chat template, saved with ``save_pretrained``. Nothing is downloaded.
 * ``render(tokenizer, messages)``: the one place that turns a conversation into prompt and target text, so
   that training, evaluation, deployment checks and serving all see the same tokens.
+* Plain text (a conversation of one assistant turn, which is what a ``{"text": ...}`` line becomes) is
+  language modelling, not chat: no chat template. ``render`` splits it into a prompt (its first
+  ``TEXT_PROMPT_SHARE`` of tokens, at most ``TEXT_PROMPT_MAX_TOKENS``) and a target (the continuation, at
+  most ``TEXT_TARGET_MAX_TOKENS``, ending with the end-of-sequence token when it reaches the end of the text).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+TEXT_PROMPT_SHARE = 0.5  # a plain text's prompt: this share of its tokens ...
+TEXT_PROMPT_MAX_TOKENS = 64  # ... but at most this many
+TEXT_TARGET_MAX_TOKENS = 48  # its target: the continuation, at most this many tokens
 
 
 def demo_dataset_path() -> Path:
@@ -93,10 +100,41 @@ class Rendered:
     target: str  # what it should produce, including the end-of-turn marker
 
 
+def is_plain_text(messages: list[dict[str, str]]) -> bool:
+    """A lone assistant turn: plain text, trained and evaluated as language modelling (no chat template)."""
+    return len(messages) == 1 and messages[0].get("role") == "assistant"
+
+
+def split_text(tokenizer: Any, text: str) -> Rendered:
+    """A plain text's prompt (its beginning) and target (the continuation), cut at token boundaries.
+
+    The prompt is ``TEXT_PROMPT_SHARE`` of the text's tokens (at least one, at most
+    ``TEXT_PROMPT_MAX_TOKENS``); the target is the next tokens, at most ``TEXT_TARGET_MAX_TOKENS``, plus the
+    end-of-sequence token when it reaches the end of the text (training appends it to every text).
+    """
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    starts = [start for start, _ in enc["offset_mapping"]]
+    n = len(starts)
+    if n == 0:
+        raise ValueError("the text has no tokens")
+    cut = max(1, min(int(n * TEXT_PROMPT_SHARE), TEXT_PROMPT_MAX_TOKENS))
+    if cut >= n:
+        return Rendered(prompt=text, target=tokenizer.eos_token or "")
+    end = cut + TEXT_TARGET_MAX_TOKENS
+    if end >= n:
+        return Rendered(prompt=text[:starts[cut]], target=text[starts[cut]:] + (tokenizer.eos_token or ""))
+    return Rendered(prompt=text[:starts[cut]], target=text[starts[cut]:starts[end]])
+
+
 def render(tokenizer: Any, messages: list[dict[str, str]]) -> Rendered:
-    """Split a conversation whose last turn is the assistant's into prompt text and target text."""
+    """Split a conversation whose last turn is the assistant's into prompt text and target text.
+
+    Plain text (``is_plain_text``) is split by ``split_text`` instead of going through the chat template.
+    """
     if not messages or messages[-1]["role"] != "assistant":
         raise ValueError("the last message must be the assistant's answer")
+    if is_plain_text(messages):
+        return split_text(tokenizer, messages[0]["content"])
     context = messages[:-1]
     answer = messages[-1]["content"]
     prompt = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)

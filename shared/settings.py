@@ -69,6 +69,9 @@ class RegistrySettings(CommonSettings):
     trash_retention_days: float = 7.0
     best_metric: str = "eval_loss"
     multipart_threshold_mb: int = 64
+    bucket_budget_gb: float | None = None  # past it, `trainyard storage plan/apply` thins old checkpoints
+    keep_last: int = 3  # per job, the newest versions a thinning plan always keeps
+    keep_every: int = 0  # ... and every version whose step is a multiple of this (0: off)
 
 
 class EvaluatorSettings(CommonSettings):

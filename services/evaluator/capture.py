@@ -29,7 +29,7 @@ from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_f
 from services.registry.client import IntegrityError, NotFoundError, RegistryClient
 from shared import storage, streams
 from shared.events import Event, SnapshotCaptured, SnapshotFailed
-from shared.modeling import render
+from shared.modeling import is_plain_text, render
 from shared.settings import EvaluatorSettings
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,10 @@ class Capturer:
         targets = [(x.target.split(eos)[0] if eos else x.target).strip() for x in rendered]
         sims = self.semantic.similarities([(g.text, t) for g, t in zip(generated, targets, strict=True)])
         t_semantic = time.perf_counter()
-        rows = [snap.example_row(ex, t, s, g, sem)
-                for ex, t, s, g, sem in zip(examples, targets, scored, generated, sims, strict=True)]
+        # a plain text has no user turn: its question is the beginning of the text the model continues
+        questions = [x.prompt if is_plain_text(ex.messages) else None for ex, x in zip(examples, rendered, strict=True)]
+        rows = [snap.example_row(ex, t, s, g, sem, q)
+                for ex, t, s, g, sem, q in zip(examples, targets, scored, generated, sims, questions, strict=True)]
         timing = {"load_s": t_load - t0, "model_s": t_model - t_load, "semantic_s": t_semantic - t_model}
         return snap.build_doc(
             job_id=req.job_id, version_id=req.version_id, step=req.step,

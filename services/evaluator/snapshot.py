@@ -54,14 +54,15 @@ def parse_tracked(doc: Any, job_id: str) -> list[TrackedExample]:
 
 
 def example_row(
-    ex: TrackedExample, target: str, scored: Scored, gen: Generated, semantic: float | None
+    ex: TrackedExample, target: str, scored: Scored, gen: Generated, semantic: float | None, question: str | None = None
 ) -> dict[str, Any]:
+    """One snapshot row; ``question`` defaults to the last user turn (a plain text's is its prompt part)."""
     loss = scored.loss if math.isfinite(scored.loss) else None
     return {
         "idx": ex.idx,
         "id": ex.id,
         "split": ex.split,
-        "question": ex.question,
+        "question": ex.question if question is None else question,
         "prediction": gen.text,
         "target": target,
         "loss": _r(loss),

@@ -230,7 +230,7 @@ def versions_protect(version_id: str, reason: str = typer.Option("", help="why i
 
 @versions_app.command("purge")
 def versions_purge(version_id: str, force: str = typer.Option(
-        None, "--force", help="purge anyway: repeat the version id to confirm")) -> None:
+        None, "--force", help="skip the retention period (repeat the version id to confirm); never the replica check")) -> None:
     """Delete a trashed version for good (needs retention passed and a verified replica copy)."""
     with _errors():
         result = commands.purge(_reg(), version_id, override=force)

@@ -1,15 +1,18 @@
 """The local disk guard (``trainyard gc``): free checkpoint and model directories only where every file is
-stored and verified in the registry. A dry run by default; every decision comes with its reason."""
+stored and verified in the registry and its versions have a verified replica copy, so deleting a folder never
+leaves a model with a single copy. A dry run by default; every decision comes with its reason."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from services.registry.context import Registry
 from services.registry.maintenance import blob_index
+from services.registry.replica import replica_has
 from shared import storage
 
 Progress = Callable[[str, int], None]
@@ -29,14 +32,13 @@ def gc(reg: Registry, paths: list[Path], dry_run: bool = True, progress: Progres
     is present in the bucket with the same size and recorded sha256. Dry run by default."""
     manifests, blobs = blob_index(reg)
     live = {vid for vid in manifests if not reg.primary.get_state(vid).get("trashed_at")}
-    replicated = {vid for vid in live if reg.replica.has_manifest(vid)}
     items = []
     for root in paths:
-        items.append(_gc_one(reg, Path(root), blobs, live, replicated, dry_run, progress))
+        items.append(_gc_one(reg, Path(root), blobs, live, manifests, dry_run, progress))
     return items
 
 
-def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], replicated: set[str], dry_run: bool,
+def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: dict, dry_run: bool,
             progress: Progress | None) -> GcItem:
     if not root.is_dir():
         return GcItem(str(root), False, 0, "not a directory")
@@ -44,6 +46,7 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], replicated: 
         files = storage.list_files(root)
     except ValueError as exc:
         return GcItem(str(root), False, 0, f"kept: {exc}")
+    replicated = cache(lambda vid: replica_has(reg, manifests[vid]))
     total, versions, problems = 0, set(), []
     for p in files:
         rel, size = p.relative_to(root).as_posix(), p.stat().st_size
@@ -52,12 +55,16 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], replicated: 
         info = blobs.get(digest)
         owners = set(info["versions"]) & live if info else set()
         stat = reg.primary.stat_blob(digest) if owners else None
+        backed = {v for v in owners if replicated(v)}
         if not owners:
             problems.append(f"{rel} is in no stored version")
         elif stat is None or stat.size != size or (stat.metadata or {}).get("x-amz-meta-sha256") not in (None, digest):
             problems.append(f"{rel}: its blob is missing or wrong in the bucket (run `trainyard registry verify`)")
+        elif not backed:
+            problems.append(f"{rel}: no version holding it has a verified replica copy yet, so this folder is its "
+                            "second copy (see `trainyard backup status`)")
         else:
-            versions.update(owners)
+            versions.update(backed)
         if progress:
             progress(rel, size)
     if not files:
@@ -65,9 +72,8 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], replicated: 
     if problems:
         return GcItem(str(root), False, total, "kept: " + "; ".join(problems[:5])
                       + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
-    repl = "all also in the replica" if versions <= replicated else "not all replicated yet"
     reason = (f"safe: all {len(files)} files ({total} bytes) are stored and verified in version(s) "
-              f"{', '.join(sorted(versions))}; {repl}")
+              f"{', '.join(sorted(versions))}, and in the replica")
     if not dry_run:
         shutil.rmtree(root)
     return GcItem(str(root), True, total, reason, removed=not dry_run)

@@ -3,7 +3,8 @@ truth a rebuild reads) and then published as an event.
 
 Protected = pinned by a user, or named by any alias (``latest``, ``best``, ``production:<target>`` = a
 deployment, user aliases). Protected versions cannot be trashed; purging needs the trash retention to have
-passed AND a hash-verified copy in the replica, or an override naming the version id.
+passed AND a hash-verified copy in the replica; an override naming the version id skips the retention,
+never the replica check.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def purge(reg: Registry, version_id: str, override: str | None = None) -> PurgeR
     """Delete a trashed version from the primary bucket for good (the replica keeps its copy)."""
     state = _require(reg, version_id)
     manifest = reg.primary.manifest(version_id)
-    replicated = replica_has(reg, manifest, deep=True) if state.get("trashed_at") and override is None else False
+    replicated = bool(state.get("trashed_at")) and replica_has(reg, manifest, deep=True)
     refusal = purge_refusal(version_id=version_id, trashed_at=state.get("trashed_at"),
                             retention_days=float(state.get("retention_days") or reg.settings.trash_retention_days),
                             replicated=replicated, override=override)

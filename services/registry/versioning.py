@@ -138,23 +138,23 @@ def purge_refusal(
     *, version_id: str, trashed_at: str | None, retention_days: float, replicated: bool,
     override: str | None, now: datetime | None = None,
 ) -> str | None:
-    """Why a purge is refused (None = allowed). An override must name the version id exactly."""
+    """Why a purge is refused (None = allowed). An override (naming the version id exactly) may skip the
+    retention period, never the replica check: a purge never removes the only verified copy of a version."""
     if trashed_at is None:
         return f"{version_id} is not in the trash: trash it first"
+    if override is not None and override != version_id:
+        return f"override {override!r} does not name the version being purged ({version_id})"
+    if not replicated:
+        return (f"refusing to purge {version_id}: it has no verified copy in the replica, so this is its only "
+                "copy; no override skips this check. Wait for replication (`trainyard backup status`) or "
+                "configure a replica (TRAINYARD_REPLICA_*)")
     if override is not None:
-        if override != version_id:
-            return f"override {override!r} does not name the version being purged ({version_id})"
         return None
     now = now or datetime.now(UTC)
     age = now - parse_time(trashed_at)
-    problems = []
     if age < timedelta(days=retention_days):
         left = timedelta(days=retention_days) - age
-        problems.append(f"it was trashed {age.total_seconds() / 86400:.2f} days ago and the retention is "
-                        f"{retention_days:g} days ({left.total_seconds() / 3600:.1f} h left)")
-    if not replicated:
-        problems.append("it has no verified copy in the replica")
-    if problems:
-        return (f"refusing to purge {version_id}: " + " and ".join(problems)
-                + f"; pass override={version_id!r} (--force {version_id}) to purge anyway")
+        return (f"refusing to purge {version_id}: it was trashed {age.total_seconds() / 86400:.2f} days ago and "
+                f"the retention is {retention_days:g} days ({left.total_seconds() / 3600:.1f} h left); pass "
+                f"override={version_id!r} (--force {version_id}) to skip the retention period")
     return None

@@ -248,7 +248,7 @@ class Stack:
             while not port_open(self.settings.bind, dash.port) and time.monotonic() < end:
                 time.sleep(0.2)
 
-    # -- process control for fault drills (tests/test_reliability_*.py) ------------------------------
+    # -- process control for fault drills (tests/drills/) ------------------------------
     @classmethod
     def attach(cls, settings: StackSettings, base_model: str, extra_env: dict[str, str] | None = None) -> Stack:
         """A Stack bound to the processes already recorded in ``settings.state_dir`` (started by ``up``)."""

@@ -5,10 +5,11 @@ Formats (detected per line, overridable per file):
   prompt_completion  {"prompt": "...", "completion": "..."}
   alpaca             {"instruction": "...", "input": "...", "output": "..."}
   sharegpt           {"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", ...}]}
-  text               {"text": "..."}  (plain text: the whole text is the target of an empty prompt)
+  text               {"text": "..."}  (plain text: one assistant turn, trained as language modelling)
 
 Everything becomes a list of chat messages ending with the assistant's turn; ``shared.modeling.render``
-turns it into prompt and target text, and the loss covers assistant/completion tokens only.
+turns it into prompt and target text, and the loss covers assistant/completion tokens only (plain text, a
+lone assistant turn, is language modelling with loss on every token: see ``services.trainer.features``).
 """
 
 from __future__ import annotations

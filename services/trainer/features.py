@@ -3,6 +3,10 @@
 Each assistant turn's target (answer + end-of-turn marker) is a loss span; everything else (system, user
 turns, chat-template headers) gets label -100. The prompt is tokenised separately from the target, exactly as
 the evaluator and the inference server see it.
+
+Plain text (``shared.modeling.is_plain_text``) is language modelling: its raw tokens plus the end-of-sequence
+token, no chat template, loss on every token; cut at ``max_len``, or split into ``max_len`` chunks when packing
+(so no text is lost and the packing collator fills rows with them).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.modeling import render
+from shared.modeling import is_plain_text, render
 
 IGNORE = -100
 Messages = list[dict[str, str]]
@@ -33,8 +37,27 @@ def segments(tokenizer: Any, messages: Messages) -> list[tuple[str, bool]]:
     return out
 
 
+def text_ids(tokenizer: Any, text: str) -> list[int]:
+    """A plain text's tokens followed by the end-of-sequence token (when the tokenizer has one)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+
+
+def text_features(tokenizer: Any, text: str, max_len: int, packing: bool = False) -> list[dict[str, list[int]]]:
+    """Language-modelling features of one text: cut at ``max_len``, or every ``max_len`` chunk when packing.
+
+    A feature needs two tokens or more: the first token of a sequence is never a prediction target.
+    """
+    ids = text_ids(tokenizer, text)
+    chunks = [ids[i:i + max_len] for i in range(0, len(ids), max_len)] if packing else [ids[:max_len]]
+    return [{"input_ids": c, "labels": list(c)} for c in chunks if len(c) >= 2]
+
+
 def tokenize(tokenizer: Any, messages: Messages, max_len: int) -> dict[str, list[int]] | None:
     """input_ids and labels for one conversation, truncated to ``max_len``; None if no loss token is left."""
+    if is_plain_text(messages):
+        feats = text_features(tokenizer, messages[0]["content"], max_len)
+        return feats[0] if feats else None
     ids: list[int] = []
     labels: list[int] = []
     for text, is_loss in segments(tokenizer, messages):
@@ -49,12 +72,19 @@ def tokenize(tokenizer: Any, messages: Messages, max_len: int) -> dict[str, list
     return {"input_ids": ids, "labels": labels}
 
 
-def build_features(tokenizer: Any, conversations: Sequence[Messages], max_len: int) -> list[dict[str, list[int]]]:
+def features(tokenizer: Any, messages: Messages, max_len: int, packing: bool = False) -> list[dict[str, list[int]]]:
+    """The training features of one example (several only for a long plain text with packing)."""
+    if is_plain_text(messages):
+        return text_features(tokenizer, messages[0]["content"], max_len, packing)
+    f = tokenize(tokenizer, messages, max_len)
+    return [f] if f is not None else []
+
+
+def build_features(tokenizer: Any, conversations: Sequence[Messages], max_len: int,
+                   packing: bool = False) -> list[dict[str, list[int]]]:
     feats = []
     for messages in conversations:
-        f = tokenize(tokenizer, messages, max_len)
-        if f is not None:
-            feats.append(f)
+        feats += features(tokenizer, messages, max_len, packing)
     if not feats:
         raise ValueError("no example has an answer token within max_seq_len")
     return feats

@@ -21,7 +21,7 @@ import redis
 import yaml
 from minio import Minio
 
-from services.trainer import admission
+from services.trainer import admission, trainability
 from services.trainer.datasets import load_and_validate
 from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError, SpecError
@@ -132,7 +132,7 @@ class InboxWatcher:
             spec.setdefault("name", stem_name)
             job_spec = parse_spec(spec)
             admission.check(self.settings, job_spec, path)
-            load_and_validate(path, job_spec.dataset_format)
+            trainability.check(job_spec, load_and_validate(path, job_spec.dataset_format))
         except (SpecError, DatasetError) as exc:
             return self._reject(path, sidecar, exc)
         accepted = self._move(path, sidecar, "accepted")

@@ -138,7 +138,8 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
         model, tokenizer = build_model(spec, device)
         if spec.packing:
             use_packed_attention(model)  # per-example attention: cost follows the sum of squared lengths
-        features = build_features(tokenizer, [e.messages for e in dataset.examples], spec.max_seq_len)
+        features = build_features(tokenizer, [e.messages for e in dataset.examples], spec.max_seq_len,
+                                  spec.packing)
         counter = TokenCounter(collator(tokenizer, spec.packing))
         ctx = JobContext(job_id, spec.to_dict(), spec.base_model, dataset.sha256, tracked_key)
         callback = TrainyardCallback(r, ctx, counter)

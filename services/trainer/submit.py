@@ -13,7 +13,7 @@ import redis
 from minio import Minio
 
 from services.registry.client import RegistryClient
-from services.trainer import admission, jobstore, queueing
+from services.trainer import admission, jobstore, queueing, trainability
 from services.trainer.datasets import load_and_validate
 from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError
@@ -35,6 +35,7 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
 
     Raises ``SpecError`` for a bad spec (including a base model that cannot be loaded and a held-out path
     outside the allowed directories, see ``services.trainer.admission``) and ``DatasetError`` (``.report`` lists each bad line) for bad data,
+    including examples that leave no loss token within ``max_seq_len`` (``services.trainer.trainability``),
     after publishing ``dataset.rejected``. The dataset file is never modified.
     """
     dataset_path = Path(dataset_path)
@@ -43,6 +44,7 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     job_id = new_job_id()
     try:
         dataset = load_and_validate(dataset_path, job_spec.dataset_format)
+        trainability.check(job_spec, dataset)
         heldout_sha = None
         if heldout_file is not None:
             heldout = load_and_validate(heldout_file)

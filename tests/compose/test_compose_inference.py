@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from compose_harness import ComposeStack, engine_problem, ensure_images
 
 from services.stack.servers import free_port
 from shared.modeling import build_tiny_model
+from tests.compose.compose_harness import ComposeStack, engine_problem, ensure_images
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(1800)]
 

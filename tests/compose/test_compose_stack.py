@@ -14,9 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from compose_harness import TERMINAL_FAILED, ComposeStack, engine_problem, ensure_images, items, wait_for
 
 from shared.modeling import demo_dataset_path
+from tests.compose.compose_harness import (
+    TERMINAL_FAILED,
+    ComposeStack,
+    engine_problem,
+    ensure_images,
+    items,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(2400)]
 

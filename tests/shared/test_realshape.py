@@ -124,3 +124,13 @@ def test_demo_model_rejects_an_unknown_shape(tmp_path: Path):
     assert proc.returncode == 2
     assert "unknown --shape 'qwen3-7b'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_plain_text_splits_on_qwen_token_boundaries(qwen_tok):
+    from shared.modeling import render
+
+    for text in ["The quick brown fox jumps over the lazy dog.", "Ünïcödé 日本語のテキスト 🦊 and more words to split"]:
+        r = render(qwen_tok, [{"role": "assistant", "content": text}])
+        ids = qwen_tok(text, add_special_tokens=False)["input_ids"]
+        assert r.prompt + r.target == text + "<|im_end|>" and "<|im_start|>" not in r.prompt
+        assert qwen_tok(r.prompt, add_special_tokens=False)["input_ids"] == ids[:len(ids) // 2]

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 import redis
-from test_trainer_support import events, make_settings, start_worker, stop_worker, tiny_spec, wait_for
 
 from services.registry.context import Registry
 from services.registry.projection import list_versions
-from services.registry.testing import dropped_after, running
 from services.trainer import jobstore
 from services.trainer.submit import submit_job
 from shared import streams
 from shared.modeling import demo_dataset_path
 from shared.settings import RegistrySettings
 from shared.storage import s3_client
+from tests.support.registry import dropped_after, running
+from tests.support.trainer import events, make_settings, start_worker, stop_worker, tiny_spec, wait_for
 
 pytestmark = pytest.mark.slow
 SPEC = {"max_steps": 20, "checkpoint_every": 10, "batch_size": 8, "max_seq_len": 128}

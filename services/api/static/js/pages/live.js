@@ -4,12 +4,17 @@ import { lineChart } from "../charts.js";
 import { onEvent } from "../feed.js";
 import { clear, fmt, h, progress, stateBadge } from "../dom.js";
 
-const SERIES = [["loss", "loss"], ["learning_rate", "learning rate"], ["grad_norm", "grad norm"], ["tokens_per_s", "tokens/s"]];
+const SERIES = [
+  ["loss", "loss"], ["learning_rate", "learning rate"], ["grad_norm", "grad norm"],
+  ["tokens_per_s", "tokens/s"],
+];
 
 export async function render(main, [jobId]) {
   const jobs = await maybe("/api/jobs?limit=200", { data: [] });
   const pick = h("select", { "aria-label": "job" }, h("option", { value: "", text: "choose a job" }),
-    jobs.data.map((j) => h("option", { value: j.id, selected: j.id === jobId, text: `${j.id} ${j.name || ""} (${j.state})` })));
+    jobs.data.map((j) => h("option", {
+      value: j.id, selected: j.id === jobId, text: `${j.id} ${j.name || ""} (${j.state})`,
+    })));
   pick.addEventListener("change", () => { location.hash = `#/live/${encodeURIComponent(pick.value)}`; });
   const running = jobs.data.find((j) => j.state === "running");
   if (!jobId && running) jobId = running.id;
@@ -26,7 +31,9 @@ export async function render(main, [jobId]) {
   for (const p of hist.data) points.set(p.step, p);
   function draw() {
     const steps = [...points.keys()].sort((a, b) => a - b);
-    SERIES.forEach(([key, label], i) => charts[i].set(steps, { [label]: steps.map((s) => points.get(s)[key] ?? null) }));
+    SERIES.forEach(([key, label], i) => {
+      charts[i].set(steps, { [label]: steps.map((s) => points.get(s)[key] ?? null) });
+    });
     const last = points.get(steps[steps.length - 1]) || {};
     const max = job.max_steps || last.max_steps;
     let eta = "";
@@ -40,7 +47,8 @@ export async function render(main, [jobId]) {
       h("dt", { text: "progress" }), h("dd", {}, progress(last.step ?? job.step, max)),
       h("dt", { text: "loss" }), h("dd", { text: fmt(last.loss ?? job.loss) }),
       h("dt", { text: "tokens/s" }), h("dd", { text: fmt(last.tokens_per_s) }),
-      h("dt", { text: "memory" }), h("dd", { text: last.memory_mb != null ? `${fmt(last.memory_mb)} MB` : "" }),
+      h("dt", { text: "memory" }),
+      h("dd", { text: last.memory_mb != null ? `${fmt(last.memory_mb)} MB` : "" }),
       h("dt", { text: "ETA" }), h("dd", { "data-testid": "eta", text: eta || "–" })));
   }
   draw();
