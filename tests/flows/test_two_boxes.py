@@ -25,7 +25,7 @@ from shared.modeling import demo_dataset_path
 from shared.runtime import poll
 from shared.settings import DEV_SECRET, StackSettings
 
-STEPS, EVERY = 60, 5
+STEPS, EVERY = 30, 5
 AUTH = {"Authorization": f"Bearer {DEV_SECRET}"}
 SPEC = {"name": "two-boxes", "lr": 3e-3, "lr_scheduler": "constant", "warmup_steps": 0, "max_steps": STEPS,
         "batch_size": 8, "max_seq_len": 64, "lora_r": 8, "checkpoint_every": EVERY, "log_every": 5, "seed": 0,
