@@ -129,7 +129,9 @@ class Engine:
         elt = next(self.model.parameters()).element_size()
         kv_bytes = 2 * layers * kv * head * seq_len * elt
         act_bytes = 4 * seq_len * cfg.hidden_size * elt
-        logit_bytes = logits_positions * cfg.vocab_size * 4 * 2
+        # fp32 logits, their log-softmax and the temporaries around them: measured at ~4 copies per row with
+        # Qwen3's 151,936-row vocabulary (tests/evaluator/test_realshape_memory.py), where logits dominate a row
+        logit_bytes = logits_positions * cfg.vocab_size * 4 * 4
         return kv_bytes + act_bytes + logit_bytes
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

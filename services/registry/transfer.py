@@ -53,6 +53,9 @@ def _empty_or_absent(dest: Path) -> None:
         raise InvalidInputError(f"{dest} exists and is not empty: export into a new directory")
 
 
+MERGE_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
 def export(reg: Registry, version_id: str, dest: Path, merged: bool = False) -> Path:
     """Materialise a version into ``dest`` (byte-identical, hashes verified), or with ``merged`` the adapter
     merged into its base model and saved as safetensors (loadable by transformers alone)."""
@@ -67,7 +70,9 @@ def export(reg: Registry, version_id: str, dest: Path, merged: bool = False) -> 
     if manifest["kind"] != VersionKind.ADAPTER.value:
         raise InvalidInputError(f"--merged needs an adapter version; {version_id} is a {manifest['kind']}")
     with tempfile.TemporaryDirectory(dir=reg.tmp_dir) as tmp:
-        adapter = reg.primary.materialize(version_id, Path(tmp) / "adapter")
+        # a trainer checkpoint also holds optimizer/scheduler/RNG state and training_args.bin: the merge needs
+        # (and loads) only the adapter's own files
+        adapter = reg.primary.materialize(version_id, Path(tmp) / "adapter", only=MERGE_FILES, manifest=manifest)
         base = _base_dir(reg, manifest, adapter, Path(tmp) / "base")
         _merge(base, adapter, dest)
     return dest
