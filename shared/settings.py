@@ -55,6 +55,7 @@ class TrainerSettings(CommonSettings):
     queues: tuple[str, ...] = ("high", "default", "low")
     inbox_poll_s: float = 1.0
     inbox_stable_s: float = 1.0  # a file must keep its size this long before it is picked up
+    inbox_orphan_s: float = 60.0  # a spec sidecar with no dataset of its name is rejected after this long
     keep_local_checkpoints: int = 2  # after the registry confirmed them
     worker_name: str | None = None
     # a job resumed on a worker without its checkpoint waits this long for the registry to hold the newest one

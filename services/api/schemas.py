@@ -49,6 +49,11 @@ class JobCreate(BaseModel):
 
 class JobSubmitted(BaseModel):
     job_id: str
+    format: str | None = None  # the dataset format detected (chat, sharegpt, ...)
+    file_type: str | None = None  # jsonl | json | csv | parquet
+    n_examples: int | None = None
+    n_tool_examples: int | None = None
+    detected: str | None = None  # the same in words, as the UI shows it
 
 
 class Reprioritise(BaseModel):
@@ -127,6 +132,9 @@ class DatasetStoredPublic(BaseModel):
     sha256: str
     name: str
     n_examples: int | None = None
+    format: str | None = None
+    file_type: str | None = None
+    detected: str | None = None
 
 
 class AliasCreate(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from services.registry.aliases import remove_alias, set_alias
 from services.registry.context import Registry
-from services.registry.diskguard import GcItem, gc
+from services.registry.diskguard import GcItem, describe, gc, judge
 from services.registry.lifecycle import (
     PurgeResult,
     protect,
@@ -30,12 +30,12 @@ from services.registry.maintenance import (
     verify,
 )
 from services.registry.replica import replicate_pending, replicate_version
-from services.registry.transfer import export, import_dir
+from services.registry.transfer import export, import_dir, merge_adapter
 from shared.events import Event
 
 __all__ = [
-    "GcItem", "PurgeResult", "RebuildFromS3Report", "Registry", "VerifyReport", "backup_status", "export", "gc",
-    "import_dir", "inventory", "move_alias", "protect", "protection_reasons", "purge", "rebuild_from_s3",
+    "GcItem", "PurgeResult", "RebuildFromS3Report", "Registry", "VerifyReport", "backup_status", "describe",
+    "export", "gc", "import_dir", "inventory", "judge", "merge_adapter", "move_alias", "protect", "protection_reasons", "purge", "rebuild_from_s3",
     "remove_alias", "replicate_pending", "replicate_version", "restore", "trash", "unprotect", "verify",
 ]
 

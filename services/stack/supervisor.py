@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from services.stack.servers import RedisServer, S3Server, ServerError, port_open
-from shared.settings import StackSettings
+from shared.settings import DEV_SECRET, StackSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class StackState:
     inference_url: str
     dashboard_url: str
     procs: list[ProcInfo] = field(default_factory=list)
+    api_token: str = ""  # so the CLI on this machine finds the API and its token (services/api/connect.py)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackState | None:
@@ -97,7 +98,14 @@ class StackState:
 
     def save(self) -> None:
         path = Path(self.state_dir) / "stack.json"
-        path.write_text(json.dumps(asdict(self), indent=1))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the API token
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self), indent=1))
+
+    def public(self) -> dict:
+        """What ``trainyard up --json`` prints: the URLs, paths and processes (never the token)."""
+        return {k: v for k, v in asdict(self).items() if k != "api_token"}
 
 
 def alive(pid: int) -> bool:
@@ -175,6 +183,7 @@ class Stack:
             state_dir=str(self.state_dir), redis_url=s.redis_url, s3_endpoint=s.s3_endpoint,
             api_url=f"http://{host}:{s.api_port}", inference_url=f"http://{host}:{s.inference_port}",
             dashboard_url=f"http://{host}:{s.dashboard_port}",
+            api_token=self.env().get("TRAINYARD_API_TOKEN") or (DEV_SECRET if s.dev else ""),
         )
         note = progress or (lambda msg: log.info(msg))
         if self.role != "inference":

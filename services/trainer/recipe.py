@@ -19,7 +19,7 @@ from minio import Minio
 from services.registry.client import RegistryClient
 from services.trainer import checkpoints, diskfull, jobstore, outcomes, recovery
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
-from services.trainer.datasets import ValidatedDataset, load_and_validate
+from services.trainer.datasets import ValidatedDataset, load_stored
 from services.trainer.emit import emit
 from services.trainer.features import build_features, collator, use_packed_attention
 from services.trainer.spec import JobSpec
@@ -55,7 +55,7 @@ def fetch_dataset(settings: TrainerSettings, s3: Minio, sha256: str, fmt: str | 
     path = settings.state_dir / "trainer" / "datasets" / f"{sha256}.jsonl"
     if not (path.is_file() and storage.sha256_file(path) == sha256):
         RegistryClient(s3, settings.bucket).fetch_blob(sha256, path)
-    return load_and_validate(path, fmt)
+    return load_stored(path, fmt)
 
 
 def build_model(spec: JobSpec, device: str) -> tuple[Any, Any]:

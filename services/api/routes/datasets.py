@@ -37,7 +37,7 @@ def get_dataset(version_id: str, registry: RegistryDep) -> dict:
 @router.post("", response_model=DatasetStoredPublic, status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
 def upload_dataset(
     settings: SettingsDep, r: RedisDep, registry: RegistryDep,
-    file: Annotated[UploadFile, File(description="JSONL dataset")],
+    file: Annotated[UploadFile, File(description="dataset: .jsonl, .json (an array), .csv or .parquet")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> dict[str, Any]:
@@ -56,4 +56,5 @@ def upload_dataset(
     publish(r, Event.create("dataset.stored", DatasetStored(version_id=manifest["version_id"], sha256=digest,
                                                               name=manifest["name"])))
     n = getattr(validated, "n_examples", None) or len(getattr(validated, "examples", []) or [])
-    return {"version_id": manifest["version_id"], "sha256": digest, "name": manifest["name"], "n_examples": n}
+    return {"version_id": manifest["version_id"], "sha256": digest, "name": manifest["name"], "n_examples": n,
+            "format": validated.format.value, "file_type": validated.file_type, "detected": validated.detected}

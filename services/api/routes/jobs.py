@@ -90,7 +90,8 @@ def submit_from_registry(body: JobCreate, settings: SettingsDep, r: RedisDep, s3
 @router.post("/upload", response_model=JobSubmitted, status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
 def submit_upload(
     settings: SettingsDep, r: RedisDep, s3: S3Dep,
-    file: Annotated[UploadFile, File(description="dataset: JSONL (chat, prompt/completion, alpaca, sharegpt, text)")],
+    file: Annotated[UploadFile, File(description="dataset: .jsonl, .json (an array), .csv or .parquet "
+                                                 "(chat, prompt/completion, alpaca, sharegpt, text)")],
     spec: Annotated[str, Form(description="JobSpec overrides as a JSON object")] = "{}",
     priority: Annotated[str | None, Form(pattern="^(high|default|low)$")] = None,
     name: Annotated[str | None, Form()] = None,
@@ -115,7 +116,7 @@ def submit_upload(
         raise BadInput("file: the uploaded dataset is empty")
     job_id = _submit(settings, r, s3, dest, overrides, priority, name or Path(filename).stem,
                      "cli" if source == "cli" else "api")
-    return {"job_id": job_id}
+    return {"job_id": job_id, **b.call(b.TRAINER_SUBMIT, "submitted_dataset", r, job_id)}
 
 
 def safe_filename(name: str) -> str:

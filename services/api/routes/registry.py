@@ -11,6 +11,7 @@ from services.api import backends as b
 from services.api.deps import READ, WRITE, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.problems import READ_ERRORS, WRITE_ERRORS
 from services.api.schemas import BackupStatus, RegistryHealth, VerifyReportPublic
+from services.api.schemas_registry import GcCheckBody, GcVerdict, Inventory
 from shared import streams
 
 router = APIRouter(prefix="/api/registry", tags=["registry"])
@@ -45,3 +46,18 @@ def verify(reg: RegistryCtxDep, repair: Annotated[bool, Query()] = False) -> dic
     out = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(report)
     out["ok"] = bool(getattr(report, "ok", not (out.get("missing") or out.get("corrupt"))))
     return out
+
+
+@router.get("/inventory", response_model=Inventory, dependencies=READ, responses=READ_ERRORS)
+def inventory(reg: RegistryCtxDep) -> dict[str, Any]:
+    """Everything the bucket stores: per version its size, lineage, aliases, state and where copies live."""
+    return b.call(b.REGISTRY_COMMANDS, "inventory", reg)
+
+
+@router.post("/gc-check", response_model=list[GcVerdict], dependencies=WRITE, responses=WRITE_ERRORS)
+def gc_check(body: GcCheckBody, reg: RegistryCtxDep) -> list[dict[str, Any]]:
+    """May these directories (described by the client: each file's path, sha256 and size) be deleted? A folder
+    is safe when every file is stored and verified in a live version that the replica also holds. Deletes
+    nothing: ``trainyard gc`` hashes its local folders, asks here, and frees them itself."""
+    items = b.call(b.REGISTRY_COMMANDS, "judge", reg, [d.model_dump() for d in body.dirs])
+    return [dataclasses.asdict(i) for i in items]
