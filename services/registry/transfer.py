@@ -16,6 +16,7 @@ from services.registry.handlers import find_base_version, publish_stored
 from services.registry.projection import get_version
 from services.registry.store import FileProgress, describe_dir, store_version
 from services.registry.versioning import VersionKind, refuse_pickled
+from shared import storage
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,10 @@ def merge_adapter(base: Path, adapter: Path, dest: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if any(adapter.glob("*.bin")) or any(base.glob("*.bin")) or any(base.glob("*.pt")):
+    # a trainer version also holds training_args.bin and optimizer state, never loaded here: only pickled
+    # *weights* (storage.is_pickled_weights) are refused
+    if any(storage.is_pickled_weights(p.name) for p in adapter.iterdir()) or any(base.glob("*.bin")) \
+            or any(base.glob("*.pt")):
         raise PickledWeightsError("refusing to load pickled weights: only safetensors are loaded")
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
