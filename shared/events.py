@@ -161,7 +161,7 @@ class DatasetStored(Payload):
 
 class VersionStored(Payload):
     version_id: str
-    kind: str  # base | adapter | merged | dataset
+    kind: str  # base | adapter | full | merged | dataset
     manifest_key: str
     files: list[FileEntry]
     step: int | None = None

@@ -15,6 +15,7 @@ import typer
 
 from services.api import cli_evolution, cli_jobs, cli_registry
 from services.api.cli_common import one_line
+from services.api.cli_storage import storage_app
 from services.api.cli_versions import versions_app
 from services.api.connect import START_HINT
 from services.registry import cli as registry_cli
@@ -45,6 +46,7 @@ def register_api_commands(app: typer.Typer) -> None:
     app.command("rollback")(cli_evolution.rollback)
     app.command("deployments")(cli_evolution.deployments)
     app.add_typer(versions_app, name="versions")
+    app.add_typer(storage_app, name="storage")
     cli_registry.register(app)
 
 

@@ -194,6 +194,12 @@ class ApiClient:
     def backup_status(self) -> Json:
         return self.get("/api/registry/backup")
 
+    def storage_plan(self) -> Json:
+        return self.get("/api/storage/plan")
+
+    def storage_apply(self) -> Json:
+        return self.post("/api/storage/apply")
+
     def gc_check(self, dirs: list[dict[str, Any]]) -> Json:
         return self.post("/api/registry/gc-check", {"dirs": dirs}, timeout=SLOW)
 

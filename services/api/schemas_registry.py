@@ -9,7 +9,8 @@ from services.api.schemas import Open
 
 class PurgeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    force: str | None = Field(None, description="purge before the retention has passed: repeat the version id")
+    force: str | None = Field(None, description="skip the retention period (repeat the version id); never the replica "
+                                            "check")
 
 
 class PurgeResultPublic(BaseModel):
@@ -60,3 +61,28 @@ class GcVerdict(BaseModel):
     safe: bool = Field(description="every file is stored, verified and replicated: the folder may be deleted")
     bytes: int
     reason: str
+
+
+class StorageDecision(BaseModel):
+    version_id: str
+    job_id: str | None
+    step: int | None
+    size: int
+    remove: bool
+    reasons: list[str] = Field(description="why it stays (every rule that keeps it) or why it may go")
+
+
+class StoragePlanPublic(BaseModel):
+    budget_bytes: int | None = Field(description="TRAINYARD_BUCKET_BUDGET_GB in bytes; null: no budget set")
+    total_bytes: int
+    after_bytes: int
+    over_budget: bool
+    summary: str
+    decisions: list[StorageDecision]
+
+
+class StorageApplyPublic(BaseModel):
+    plan: StoragePlanPublic
+    removed: list[str]
+    refused: dict[str, str] = Field(description="version id -> why a guard kept it at the moment of deletion")
+    bytes_freed: int

@@ -2,7 +2,7 @@
 
 * ``job.queued``: remember the job's spec (its base model) for the baseline;
 * ``job.started`` (first attempt): capture the step-0 baseline of the base model;
-* ``version.stored`` of kind ``adapter``: capture a snapshot of that checkpoint version.
+* ``version.stored`` of kind ``adapter`` or ``full``: capture a snapshot of that checkpoint version.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Handlers:
     def on_version_stored(self, event: Event) -> None:
         payload = event.typed()
         assert isinstance(payload, VersionStored)
-        if payload.kind != "adapter":
+        if payload.kind not in ("adapter", "full"):
             return
         try:
             manifest: dict[str, Any] | None = self.capturer.registry.manifest(payload.version_id)

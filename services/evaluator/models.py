@@ -5,6 +5,9 @@ initialises them; taking it off again (``unload``) walks the model once more. Co
 job share one adapter configuration, so the wrapper built for the first is kept and each later version
 only has its weights copied into the existing LoRA layers (the same ``set_peft_model_state_dict`` that
 ``from_pretrained`` ends with). ``base`` takes the wrapper off again: the model it returns is pristine.
+
+A ``full`` version (every parameter fine-tuned) is a whole model: ``full`` loads its weights as the model, with
+the tokenizer of its base model, for the one snapshot, and frees it afterwards.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from shared.modeling import load_base, pick_device
 log = logging.getLogger(__name__)
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # all a snapshot needs from a version
+FULL_CONFIGS = ("config.json", "generation_config.json")
 # adapter_config.json fields that do not change the layers an adapter injects
 _CONFIG_NOISE = {"base_model_name_or_path", "revision", "inference_mode", "auto_mapping"}
 
@@ -62,6 +66,39 @@ class ModelCache:
         """How many versions reused the held wrapper (for tests and logs)."""
         held = self._held.get(base_model)
         return held.swaps if held else 0
+
+    @contextmanager
+    def full(self, base_model: str, model_dir: Path) -> Iterator[tuple[Any, Any]]:
+        """A full version's weights loaded as the model (with its base model's tokenizer), freed afterwards."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        check_full_files([p.relative_to(model_dir).as_posix() for p in storage.list_files(model_dir)])
+        with self._lock:
+            tokenizer = self._tokenizer(base_model)
+            dtype = getattr(torch, self.dtype) if self.dtype else (
+                torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, use_safetensors=True)
+            except (OSError, ValueError) as exc:
+                raise SnapshotInputError(f"cannot load the full model {model_dir.name}: {exc}") from exc
+            model.to(self.device).eval()
+            try:
+                yield model, tokenizer
+            finally:
+                del model
+                if self.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+
+    def _tokenizer(self, base_model: str) -> Any:
+        if base_model in self._models:
+            return self._models[base_model][1]
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(base_model)
+        except (OSError, ValueError) as exc:
+            raise SnapshotInputError(f"cannot load the tokenizer of {base_model!r}: {exc}") from exc
 
     @contextmanager
     def adapted(self, base_model: str, adapter_dir: Path) -> Iterator[tuple[Any, Any]]:
@@ -151,6 +188,22 @@ def check_adapter_files(names: list[str]) -> None:
         raise SnapshotInputError(f"refusing pickled weights in the version: {', '.join(pickled)}")
     if not set(ADAPTER_FILES) <= set(names):
         raise SnapshotInputError("the version has no adapter_config.json + adapter_model.safetensors at its root")
+
+
+def full_files(names: list[str]) -> list[str]:
+    """What a snapshot needs from a full version: its configs and safetensors weights (no optimizer state)."""
+    return [n for n in names if "/" not in n and (n in FULL_CONFIGS or n.endswith(".safetensors")
+                                                  or n == "model.safetensors.index.json")]
+
+
+def check_full_files(names: list[str]) -> None:
+    """Refuse a full version with pickled weights, or without config.json and safetensors model weights."""
+    pickled = [n for n in names if storage.is_pickled_weights(n)]
+    if pickled:
+        raise SnapshotInputError(f"refusing pickled weights in the version: {', '.join(pickled)}")
+    has_weights = "model.safetensors" in names or "model.safetensors.index.json" in names
+    if "config.json" not in names or not has_weights:
+        raise SnapshotInputError("the full version has no config.json + model.safetensors at its root")
 
 
 def _limit_cuda_memory(device: str, budget_mb: int) -> None:

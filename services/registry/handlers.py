@@ -1,6 +1,6 @@
 """Reactions to other services' events (consumer group ``registry``).
 
-* ``checkpoint.saved`` -> one adapter version (idempotent), ``latest`` (and maybe ``best``) moved, then
+* ``checkpoint.saved`` -> one adapter version, or one ``full`` version for a ``method: full`` job (idempotent), ``latest`` (and maybe ``best``) moved, then
   ``version.stored``, published in the same transaction as the "already published" marker.
 * ``dataset.stored`` (the trainer's submit stored the file) -> ``version.stored`` of kind dataset, so the
   versions view and the replica see datasets too.
@@ -23,6 +23,8 @@ from shared.bus import Handler, publish
 from shared.events import CheckpointSaved, DatasetStored, Event, SnapshotCaptured, VersionStored
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_KINDS = (VersionKind.ADAPTER.value, VersionKind.FULL.value)
 
 
 def version_stored_event(manifest: dict[str, Any], *, bytes_uploaded: int = 0, cause: Event | None = None,
@@ -65,12 +67,17 @@ def find_base_version(reg: Registry, base_model: str | None) -> str | None:
     return None
 
 
-def parent_version(reg: Registry, job_id: str | None, step: int) -> str | None:
+def parent_version(reg: Registry, job_id: str | None, step: int, init_from: str | None = None) -> str | None:
+    """The job's previous checkpoint version; for its first, the version the job started from (``init_from``)."""
     if not job_id:
-        return None
-    earlier = [v for v in list_versions(reg.r, kind="adapter", job_id=job_id, include_trashed=True)
-               if (v.get("step") or 0) < step]
-    return max(earlier, key=lambda v: v.get("step") or 0)["version_id"] if earlier else None
+        return init_from
+    earlier = [v for v in list_versions(reg.r, job_id=job_id, include_trashed=True)
+               if v.get("kind") in CHECKPOINT_KINDS and (v.get("step") or 0) < step]
+    return max(earlier, key=lambda v: v.get("step") or 0)["version_id"] if earlier else init_from
+
+
+def checkpoint_kind(spec: dict[str, Any] | None) -> VersionKind:
+    return VersionKind.FULL if (spec or {}).get("method") == VersionKind.FULL.value else VersionKind.ADAPTER
 
 
 def on_checkpoint_saved(reg: Registry, event: Event) -> None:
@@ -84,16 +91,17 @@ def on_checkpoint_saved(reg: Registry, event: Event) -> None:
         "base_model": p.base_model, "base_version_id": find_base_version(reg, p.base_model),
         "dataset_sha256": p.dataset_sha256,
         "dataset_version_id": ds_id if ds_id and reg.primary.has_manifest(ds_id) else None,
-        "job_id": event.job_id, "step": p.step, "parent_version_id": parent_version(reg, event.job_id, p.step),
+        "job_id": event.job_id, "step": p.step,
+        "parent_version_id": parent_version(reg, event.job_id, p.step, (p.spec or {}).get("init_from")),
         "spec": p.spec, "metrics": p.metrics, "checkpoint_event_id": event.id, "final": p.final,
         "tracked_key": p.tracked_key, "checkpoint_dir": p.checkpoint_dir,
     }
     name = f"{event.job_id or 'job'}@step{p.step}" + (" (final)" if p.final else "")
-    stored = store_version(reg.primary, Path(p.checkpoint_dir), files, kind=VersionKind.ADAPTER, name=name,
+    stored = store_version(reg.primary, Path(p.checkpoint_dir), files, kind=checkpoint_kind(p.spec), name=name,
                            lineage=lineage)
     version_id = stored.manifest["version_id"]
     set_alias(reg, "latest", version_id, cause=event)
-    consider_best(reg, version_id, p.metrics, cause=event)
+    consider_best(reg, version_id, p.metrics, cause=event, spec_metric=(p.spec or {}).get("best_metric"))
     publish_stored(reg, event.id, stored, cause=event)
     log.info("checkpoint %s (job %s step %d) -> version %s, %d bytes uploaded", event.id, event.job_id, p.step,
              version_id, stored.bytes_uploaded)
@@ -112,7 +120,8 @@ def on_snapshot_captured(reg: Registry, event: Event) -> None:
     p = event.typed()
     assert isinstance(p, SnapshotCaptured)
     if p.version_id and reg.primary.has_manifest(p.version_id):
-        consider_best(reg, p.version_id, p.aggregates, cause=event)
+        spec = (reg.primary.manifest(p.version_id).get("lineage") or {}).get("spec") or {}
+        consider_best(reg, p.version_id, p.aggregates, cause=event, spec_metric=spec.get("best_metric"))
 
 
 def handlers(reg: Registry) -> dict[str, Handler]:

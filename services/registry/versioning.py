@@ -21,6 +21,7 @@ from shared import storage
 class VersionKind(StrEnum):
     BASE = "base"
     ADAPTER = "adapter"
+    FULL = "full"  # a full fine-tune's checkpoint: model.safetensors + config + tokenizer (+ optimizer state)
     MERGED = "merged"
     DATASET = "dataset"
 
@@ -30,7 +31,7 @@ class VersionStatus(StrEnum):
     TRASHED = "trashed"
 
 
-_PREFIX = {VersionKind.BASE: "base", VersionKind.ADAPTER: "ad", VersionKind.MERGED: "mg", VersionKind.DATASET: "ds"}
+_PREFIX = {VersionKind.BASE: "base", VersionKind.ADAPTER: "ad", VersionKind.FULL: "ft", VersionKind.MERGED: "mg", VersionKind.DATASET: "ds"}
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(:[A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")
 RESERVED_ALIASES = ("latest", "best")
 PRODUCTION = "production"
@@ -121,6 +122,19 @@ def metric_value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
     if isinstance(cur, bool) or not isinstance(cur, int | float):
         return None
     return float(cur)
+
+
+AUTO_BEST = "auto"
+AUTO_BEST_RULE = ("the evaluator's held-out loss (heldout.loss) where the job has held-out examples, "
+                  "else the tracked training examples' loss (train.loss); lower is better")
+
+
+def best_metric_for(configured: str, metrics: Mapping[str, Any] | None) -> str:
+    """The metric ``best`` compares for one candidate: ``configured`` itself, or for ``auto`` the snapshot's
+    held-out loss when it has one, else its tracked training examples' loss."""
+    if configured != AUTO_BEST:
+        return configured
+    return "heldout.loss" if metric_value(metrics, "heldout.loss") is not None else "train.loss"
 
 
 def lower_is_better(metric: str) -> bool:

@@ -85,7 +85,7 @@ def up(
         err.print(f"[red]trainyard up failed:[/red] {exc}")
         down(settings.state_dir)
         raise typer.Exit(1) from None
-    _print_urls(state, as_json)
+    _print_urls(state, as_json, warnings=settings.replica_warnings())
     if detach:
         return
     err.print("Ctrl-C stops everything.")
@@ -98,10 +98,13 @@ def up(
         down(settings.state_dir)
 
 
-def _print_urls(state, as_json: bool = False) -> None:
-    """What `trainyard up` prints once the stack is healthy (the one place that says it)."""
+def _print_urls(state, as_json: bool = False, warnings: list[str] | None = None) -> None:
+    """What `trainyard up` prints once the stack is healthy (the one place that says it); ``warnings`` (a
+    replica that is not a backup) go to stderr, loudly, and into the JSON."""
+    for line in warnings or []:
+        err.print(f"[bold red]WARNING[/bold red]: {line}", soft_wrap=True)
     if as_json:
-        console.print_json(json.dumps(state.public()))
+        console.print_json(json.dumps({**state.public(), "warnings": list(warnings or [])}))
         return
     names = {p.name for p in state.procs}  # a --role starts only its part
     if "api" in names:
@@ -111,6 +114,9 @@ def _print_urls(state, as_json: bool = False) -> None:
     if "rq-dashboard" in names:
         console.print(f"rq-dashboard {state.dashboard_url}")
     console.print(f"redis       {state.redis_url}   S3 {state.s3_endpoint}   logs {state.state_dir}/logs")
+    # paths on one line whatever the terminal's width, so they can be copied
+    console.print(f"inbox       [bold]{state.inbox_dir}[/bold]   (drop a .jsonl here to train it)", soft_wrap=True)
+    console.print(f"control     {state.control_dir}   (touch pause, resume, stop or skip)", soft_wrap=True)
 
 
 def _ensure_demo_model(path: Path) -> Path:

@@ -84,6 +84,8 @@ class StackState:
     api_url: str
     inference_url: str
     dashboard_url: str
+    inbox_dir: str = ""
+    control_dir: str = ""
     procs: list[ProcInfo] = field(default_factory=list)
     api_token: str = ""  # so the CLI on this machine finds the API and its token (services/api/connect.py)
 
@@ -151,9 +153,10 @@ class Stack:
             "TRAINYARD_INFERENCE_HOST": host,
             "TRAINYARD_INFERENCE_PORT": str(s.inference_port),
             "TRAINYARD_INFERENCE_BASE_MODEL": self.base_model,
+            "TRAINYARD_DEFAULT_BASE_MODEL": os.environ.get("TRAINYARD_DEFAULT_BASE_MODEL", self.base_model),
             "TRAINYARD_INFERENCE_ADAPTERS_DIR": str(self.state_dir / "inference" / "adapters"),
-            "TRAINYARD_INBOX_DIR": os.environ.get("TRAINYARD_INBOX_DIR", str(self.state_dir / "inbox")),
-            "TRAINYARD_CONTROL_DIR": os.environ.get("TRAINYARD_CONTROL_DIR", str(self.state_dir / "control")),
+            "TRAINYARD_INBOX_DIR": str(s.inbox_dir.resolve()),
+            "TRAINYARD_CONTROL_DIR": str(s.control_dir.resolve()),
             "TRAINYARD_CHECKPOINTS_DIR": os.environ.get("TRAINYARD_CHECKPOINTS_DIR",
                                                         str(self.state_dir / "checkpoints")),
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
@@ -185,6 +188,11 @@ class Stack:
             dashboard_url=f"http://{host}:{s.dashboard_port}",
             api_token=self.env().get("TRAINYARD_API_TOKEN") or (DEV_SECRET if s.dev else ""),
         )
+        env = self.env()
+        for name in ("inbox_dir", "control_dir"):
+            folder = Path(env[f"TRAINYARD_{name.upper()}"])
+            folder.mkdir(parents=True, exist_ok=True)
+            setattr(self.state, name, str(folder))
         note = progress or (lambda msg: log.info(msg))
         if self.role != "inference":
             self._start_servers(note)

@@ -9,6 +9,8 @@
 * ``tracked.heldout_path``: a held-out file is read and stored in the registry, so it must lie inside an
   allowed root (the dataset's directory, the inbox, the uploads directory); ``..``, symbolic links and
   paths outside those roots are refused. A relative path is looked up in each root in that order.
+* GPU memory: a spec that does not train on the CPU must fit the training GPU
+  (``TRAINYARD_GPU_MEMORY_GB``, default 24; ``services.trainer.memory``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.trainer import memory
 from services.trainer.exceptions import SpecError
 from services.trainer.spec import JobSpec
 from shared.settings import TrainerSettings
@@ -159,6 +162,8 @@ def check(settings: TrainerSettings, spec: JobSpec, dataset_path: Path) -> Path 
     """Every admission check of ``spec``; returns the held-out file to read (None without one)."""
     if spec.base_model != DEFAULT_BASE_MODEL:
         check_base_model(spec.base_model)
+    if spec.device != "cpu":
+        memory.check_fits(spec, settings.gpu_memory_gb)
     if spec.tracked.heldout_path is None:
         return None
     return resolve_heldout(spec.tracked.heldout_path, allowed_roots(settings, dataset_path))

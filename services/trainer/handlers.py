@@ -34,7 +34,7 @@ class RetentionHandlers:
 
     def on_version_stored(self, event: Event) -> None:
         p = event.payload
-        if p.get("kind") != "adapter" or not p.get("checkpoint_event_id"):
+        if p.get("kind") not in ("adapter", "full") or not p.get("checkpoint_event_id"):
             return
         raw = self.r.hget(CHECKPOINTS_KEY, p["checkpoint_event_id"])
         if raw is None:

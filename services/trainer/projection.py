@@ -82,7 +82,7 @@ class JobsProjection:
             if p["step"] not in job["checkpoints"]:
                 job["checkpoints"].append(p["step"])
         elif event.type == "version.stored":
-            if p.get("kind") != "adapter":
+            if p.get("kind") not in ("adapter", "full"):
                 return
             if p["version_id"] not in job["versions"]:
                 job["versions"].append(p["version_id"])

@@ -22,7 +22,8 @@ from services.trainer.callback import JobContext, TokenCounter, TrainyardCallbac
 from services.trainer.datasets import ValidatedDataset, load_stored
 from services.trainer.emit import emit
 from services.trainer.features import build_features, collator, use_packed_attention
-from services.trainer.spec import JobSpec
+from services.trainer.optim import AdamWFp32States, adamw_kwargs
+from services.trainer.spec import JobSpec, TrainMethod
 from services.trainer.states import JobState
 from services.trainer.tracked import document, select
 from shared import storage
@@ -58,22 +59,47 @@ def fetch_dataset(settings: TrainerSettings, s3: Minio, sha256: str, fmt: str | 
     return load_stored(path, fmt)
 
 
-def build_model(spec: JobSpec, device: str) -> tuple[Any, Any]:
+def build_model(spec: JobSpec, device: str, init: Path | None = None, init_kind: str | None = None) -> tuple[Any, Any]:
+    """The model to train: LoRA on the base model, or every parameter (``method: full``). ``init`` is a stored
+    version's files (``init_from``): an adapter keeps training on its base, full weights are the model."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
     dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=dtype, use_safetensors=True)
-    lora = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
-                      target_modules=spec.target_modules, task_type="CAUSAL_LM")
+    source = init if init is not None and init_kind == "full" else spec.base_model
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True)
     set_seed(spec.seed)  # LoRA A matrices are random: the same spec must give the same start
-    model = get_peft_model(model, lora)
+    if init is not None and init_kind == "adapter":
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(init), is_trainable=spec.method == TrainMethod.lora)
+        if spec.method == TrainMethod.full:
+            model = model.merge_and_unload()  # a full job from an adapter trains the merged weights
+    elif spec.method == TrainMethod.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
+                          target_modules=spec.target_modules, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
     if spec.gradient_checkpointing:
+        model.config.use_cache = False
         model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
+        if spec.method == TrainMethod.lora:
+            model.enable_input_require_grads()
     return model, tokenizer
+
+
+def fetch_init(settings: TrainerSettings, s3: Minio, version_id: str) -> tuple[Path, str]:
+    """The files of the ``init_from`` version (weights and configs only), cached under the state dir."""
+    registry = RegistryClient(s3, settings.bucket)
+    manifest = registry.manifest(version_id)
+    names = [f["path"] for f in manifest["files"]]
+    wanted = [n for n in names if "/" not in n and n.endswith((".json", ".safetensors", ".txt", ".jinja"))
+              and n not in (checkpoints.SPEC_FILE, "trainer_state.json")]
+    dest = settings.state_dir / "trainer" / "init" / version_id
+    registry.materialize(version_id, dest, only=wanted, manifest=manifest)
+    return dest, str(manifest["kind"])
 
 
 def training_args(spec: JobSpec, output_dir: Path, device: str) -> Any:
@@ -93,7 +119,7 @@ def training_args(spec: JobSpec, output_dir: Path, device: str) -> Any:
 
 
 def write_tracked(settings: TrainerSettings, s3: Minio, job_id: str, spec: JobSpec,
-                  dataset: ValidatedDataset) -> str:
+                  dataset: ValidatedDataset, dataset_name: str | None = None) -> str:
     """Write ``tracked/<job_id>.json`` once (a resumed job keeps the document of its first start)."""
     key = storage.tracked_key(job_id)
     registry = RegistryClient(s3, settings.bucket)
@@ -103,8 +129,15 @@ def write_tracked(settings: TrainerSettings, s3: Minio, job_id: str, spec: JobSp
     if spec.tracked.heldout_sha256:
         heldout = fetch_dataset(settings, s3, spec.tracked.heldout_sha256, None).examples
     train_ex = select(dataset.examples, spec.tracked.count, spec.tracked.seed)
-    registry.put_json(key, document(job_id, dataset.sha256, spec.tracked.seed, train_ex, heldout))
+    registry.put_json(key, document(job_id, dataset.sha256, spec.tracked.seed, train_ex, heldout,
+                                     dataset_name=dataset_name or spec.name))
     return key
+
+
+def _file_stem(ref: Any) -> str | None:
+    """The stem of the submitted file named by the job's dataset ref (``{"path": ...}``), if any."""
+    path = ref.get("path") if isinstance(ref, dict) else None
+    return Path(str(path)).stem or None if path else None
 
 
 # -- the job ------------------------------------------------------------------------------------------
@@ -134,8 +167,9 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
         assert spec.dataset_sha256, "job spec has no dataset_sha256"
         fmt = spec.dataset_format.value if spec.dataset_format else None
         dataset = fetch_dataset(settings, s3, spec.dataset_sha256, fmt)
-        tracked_key = write_tracked(settings, s3, job_id, spec, dataset)
-        model, tokenizer = build_model(spec, device)
+        tracked_key = write_tracked(settings, s3, job_id, spec, dataset, _file_stem(before.get("dataset")))
+        init, init_kind = fetch_init(settings, s3, spec.init_from) if spec.init_from else (None, None)
+        model, tokenizer = build_model(spec, device, init, init_kind)
         if spec.packing:
             use_packed_attention(model)  # per-example attention: cost follows the sum of squared lengths
         features = build_features(tokenizer, [e.messages for e in dataset.examples], spec.max_seq_len,
@@ -145,8 +179,12 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
         callback = TrainyardCallback(r, ctx, counter)
         from transformers import Trainer
 
+        full = spec.method == TrainMethod.full
         trainer = Trainer(model=model, args=training_args(spec, output_dir, device), train_dataset=features,
-                          data_collator=counter, callbacks=[callback])
+                          data_collator=counter, callbacks=[callback],
+                          processing_class=tokenizer if full else None,  # a full checkpoint holds its tokenizer
+                          optimizer_cls_and_kwargs=(AdamWFp32States, adamw_kwargs(spec.lr, spec.weight_decay))
+                          if full else None)
         emit(r, "job.started", JobStarted(attempt=attempt, resumed_from_step=step, worker=name), job_id)
         t0 = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

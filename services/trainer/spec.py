@@ -13,6 +13,24 @@ checkpointing), see ``estimate_memory_gb``:
 Total ~ 13 GB, leaving headroom on 24 GB; ``max_seq_len=2048`` with ``batch_size=4`` roughly doubles the
 activation and logit terms (~23 GB: turn on ``gradient_checkpointing`` or halve ``batch_size``).
 The effective batch is ``batch_size x grad_accum`` = 16 sequences.
+
+``method: full`` trains every parameter (no LoRA). On CUDA the weights are bf16 and the AdamW states fp32
+(``services.trainer.optim``); on CPU everything is fp32. Gradient checkpointing is on by default for full.
+Qwen3-0.6B full fine-tuning at the defaults (4096 tokens per micro-batch), on the GPU:
+
+* weights, bf16: 0.6 B x 2 bytes                           ~ 1.2 GB
+* gradients, bf16: 0.6 B x 2 bytes                         ~ 1.2 GB
+* AdamW states, fp32 (exp_avg + exp_avg_sq): 0.6 B x 8 bytes ~ 4.8 GB
+* activations with checkpointing: tokens x layers x hidden x ~2 bytes x 2 ~ 0.5 GB
+* logits + fp32 loss: tokens x vocab x ~10 bytes           ~ 6.2 GB
+* CUDA context and allocator slack                         ~ 1.5 GB
+
+Total ~ 15 GB on 24 GB. Submit refuses a spec whose estimate exceeds the target GPU memory
+(``TRAINYARD_GPU_MEMORY_GB``, default 24), naming each term (``services.trainer.memory``).
+
+``init_from: <version id or alias>`` starts the job from a stored version's weights (resolved to its version id
+at submit): an adapter version keeps training that adapter on its own base model, a full version is loaded as
+the model (``method: full``).
 """
 
 from __future__ import annotations
@@ -30,6 +48,11 @@ class DeployPolicy(StrEnum):
     manual = "manual"
     on_complete = "on-complete"
     on_improvement = "on-improvement"
+
+
+class TrainMethod(StrEnum):
+    lora = "lora"
+    full = "full"
 
 
 class DatasetFormat(StrEnum):
@@ -62,6 +85,8 @@ class JobSpec(BaseModel):
     dataset_format: DatasetFormat | None = None  # None = auto-detect
     dataset_sha256: str | None = None
     dataset_version_id: str | None = None
+    method: TrainMethod = TrainMethod.lora
+    init_from: str | None = None  # a version id or alias; submit replaces an alias by the version id
     # LoRA
     lora_r: int = Field(default=16, ge=1, le=1024)
     lora_alpha: int = Field(default=32, ge=1, le=16_384)
@@ -78,7 +103,7 @@ class JobSpec(BaseModel):
     grad_accum: int = Field(default=4, ge=1, le=65_536)
     max_seq_len: int = Field(default=1024, ge=8, le=131_072)
     max_grad_norm: float = Field(default=1.0, gt=0.0, le=1e6)
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # on by default for method full
     packing: bool = False  # padding-free packing (position_ids)
     # bookkeeping
     checkpoint_every: int = Field(default=100, ge=1)
@@ -87,6 +112,9 @@ class JobSpec(BaseModel):
     seed: int = 42
     priority: Priority = Priority.default
     preempt: bool = False  # may pause a running job of lower priority
+    # what the `best` alias follows for this job's versions (None: TRAINYARD_BEST_METRIC, default "auto" =
+    # heldout.loss where held-out examples exist, else train.loss); e.g. "heldout.f1", "train.exact"
+    best_metric: str | None = Field(default=None, min_length=1, max_length=100)
     deploy_policy: DeployPolicy = DeployPolicy.manual
     deploy_target: str | None = None
     device: str = "auto"  # auto | cpu | cuda
@@ -112,6 +140,11 @@ class JobSpec(BaseModel):
     def _deploy(self) -> JobSpec:
         if self.deploy_policy != DeployPolicy.manual and not self.deploy_target:
             raise ValueError(f"deploy_policy {self.deploy_policy.value!r} needs a deploy_target")
+        if self.method == TrainMethod.full and self.deploy_policy != DeployPolicy.manual:
+            raise ValueError("deploy_policy: full versions cannot be deployed yet (the inference server serves "
+                             "adapters); use deploy_policy 'manual' with method 'full'")
+        if self.method == TrainMethod.full and "gradient_checkpointing" not in self.model_fields_set:
+            self.gradient_checkpointing = True
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,14 +162,27 @@ def parse_spec(spec: dict[str, Any] | JobSpec | None, **overrides: Any) -> JobSp
         raise SpecError("invalid job spec: " + "; ".join(problems)) from None
 
 
+def memory_terms(spec: JobSpec, *, params_b: float = 0.6, layers: int = 28, hidden: int = 1024,
+                 vocab: int = 151_936) -> dict[str, float]:
+    """Rough peak GPU memory in GB per term (defaults: Qwen3-0.6B on CUDA); see the module docstring."""
+    tokens = spec.batch_size * spec.max_seq_len
+    params = params_b * 1e9
+    terms = {"weights": params * 2}
+    if spec.method == TrainMethod.full:
+        terms["gradients"] = params * 2
+        terms["adamw_states"] = params * 8
+        act_bytes = 4 if spec.gradient_checkpointing else 34
+    else:
+        terms["lora_and_adamw"] = 0.2e9
+        act_bytes = 2 if spec.gradient_checkpointing else 34
+    terms["activations"] = tokens * layers * hidden * act_bytes
+    terms["logits"] = tokens * vocab * 10
+    terms["overhead"] = 1.5e9
+    return {k: round(v / 1e9, 2) for k, v in terms.items()}
+
+
 def estimate_memory_gb(spec: JobSpec, *, params_b: float = 0.6, layers: int = 28, hidden: int = 1024,
                        vocab: int = 151_936) -> float:
-    """Rough peak GPU memory in GB for LoRA training (defaults: Qwen3-0.6B); see the module docstring."""
-    tokens = spec.batch_size * spec.max_seq_len
-    weights = params_b * 1e9 * 2
-    lora = 0.2e9
-    act_per_token = layers * hidden * (2 if spec.gradient_checkpointing else 34)
-    activations = tokens * act_per_token
-    logits = tokens * vocab * 10
-    overhead = 1.5e9
-    return round((weights + lora + activations + logits + overhead) / 1e9, 1)
+    """Rough peak GPU memory in GB (defaults: Qwen3-0.6B); ``memory_terms`` has the breakdown."""
+    terms = memory_terms(spec, params_b=params_b, layers=layers, hidden=hidden, vocab=vocab)
+    return round(sum(terms.values()), 1)

@@ -13,7 +13,7 @@ import redis
 from minio import Minio
 
 from services.registry.client import RegistryClient
-from services.trainer import admission, jobstore, queueing, trainability
+from services.trainer import admission, initfrom, jobstore, queueing, trainability
 from services.trainer.datasets import describe, load_and_validate
 from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError
@@ -36,11 +36,16 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     Raises ``SpecError`` for a bad spec (including a base model that cannot be loaded and a held-out path
     outside the allowed directories, see ``services.trainer.admission``) and ``DatasetError`` (``.report`` lists each bad line) for bad data,
     including examples that leave no loss token within ``max_seq_len`` (``services.trainer.trainability``),
+    and an ``init_from`` version it cannot start from (``services.trainer.initfrom``),
     after publishing ``dataset.rejected``. The dataset file is never modified.
     """
     dataset_path = Path(dataset_path)
+    if settings.default_base_model and not isinstance(spec, JobSpec) and not (spec or {}).get("base_model"):
+        spec = {**(spec or {}), "base_model": settings.default_base_model}
     job_spec = parse_spec(spec, name=name, priority=priority)
     heldout_file = admission.check(settings, job_spec, dataset_path)
+    registry = RegistryClient(s3, settings.bucket)
+    job_spec = initfrom.resolve(registry, job_spec)  # a version to start from: id or alias -> id, or refused
     job_id = new_job_id()
     try:
         dataset = load_and_validate(dataset_path, job_spec.dataset_format)
@@ -52,7 +57,6 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     except DatasetError as exc:
         emit(r, "dataset.rejected", DatasetRejected(file=str(dataset_path), errors=exc.report), None)
         raise
-    registry = RegistryClient(s3, settings.bucket)
     registry.ensure_bucket()
     ds_name = job_spec.name or dataset_path.stem
     manifest = registry.store_dataset(dataset_path, name=ds_name, job_id=job_id, note=f"submitted via {source}")

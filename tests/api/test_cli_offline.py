@@ -46,7 +46,7 @@ def sample_args(tmp: Path) -> dict[tuple[str, ...], list[str]]:
             ("versions", "list"): [], ("versions", "alias"): ["mine", *vid],
             ("versions", "export"): [*vid, str(tmp / "out")], ("registry", "inventory"): [],
             ("registry", "verify"): [], ("registry", "import"): [str(folder)], ("registry", "rebuild"): [],
-            ("backup", "status"): [], ("gc",): [str(folder)], ("rebuild",): [], ("status",): [], ("down",): []}
+            ("backup", "status"): [], ("gc",): [str(folder)], ("storage", "plan"): [], ("storage", "apply"): ["--yes"], ("rebuild",): [], ("status",): [], ("down",): []}
     for action in ("pause", "resume", "stop", "skip", "cancel"):
         args[(action,)] = job
     for action in ("show", "protect", "unprotect", "trash", "restore", "purge"):

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,11 +47,12 @@ def one_line_error(res: subprocess.CompletedProcess, *words: str) -> str:
     return res.stderr
 
 
-@pytest.fixture
-def gateway(settings_kwargs: dict, r: redis.Redis, bucket: str, tmp_path: Path) -> Iterator[dict]:
-    """A running gateway whose registry has a replica bucket, and the environment a user's shell would have:
-    the API's URL and token, plus Redis and S3 for the commands that need the bucket itself."""
-    reg_settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica")
+@contextmanager
+def running_gateway(settings_kwargs: dict, r: redis.Redis, bucket: str, tmp_path: Path,
+                    **registry: object) -> Iterator[dict]:
+    """A running gateway whose registry has a replica bucket (and ``registry`` settings), and the environment a
+    user's shell would have: the API's URL and token, plus Redis and S3 for the commands that need the bucket."""
+    reg_settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica", **registry)
     with dropped_after(Registry.open(reg_settings, r)) as reg:
         application = create_app(ApiSettings(**settings_kwargs, api_token=TOKEN, uploads_dir=tmp_path / "up"),
                                  targets=[])
@@ -61,6 +63,12 @@ def gateway(settings_kwargs: dict, r: redis.Redis, bucket: str, tmp_path: Path) 
             env.update(TRAINYARD_DEV="1", TRAINYARD_REPLICA_BUCKET=f"{bucket}-replica", HOME=str(tmp_path),
                        TRAINYARD_API_URL=server.url, TRAINYARD_API_TOKEN=TOKEN, XDG_CONFIG_HOME=str(tmp_path))
             yield {"env": env, "reg": reg, "url": server.url}
+
+
+@pytest.fixture
+def gateway(settings_kwargs: dict, r: redis.Redis, bucket: str, tmp_path: Path) -> Iterator[dict]:
+    with running_gateway(settings_kwargs, r, bucket, tmp_path) as gw:
+        yield gw
 
 
 def test_import_gc_inventory_backup_versions(gateway: dict, tiny_model: Path, tmp_path: Path) -> None:

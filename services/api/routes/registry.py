@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from services.api import backends as b
 from services.api.deps import READ, WRITE, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.problems import READ_ERRORS, WRITE_ERRORS
-from services.api.schemas import BackupStatus, RegistryHealth, VerifyReportPublic
+from services.api.schemas import BackupStatus, BestAlias, RegistryHealth, VerifyReportPublic
 from services.api.schemas_registry import GcCheckBody, GcVerdict, Inventory
 from shared import streams
 
@@ -35,8 +35,14 @@ def registry_health(r: RedisDep, registry: RegistryDep) -> dict[str, Any]:
 
 @router.get("/backup", response_model=BackupStatus, dependencies=READ, responses=READ_ERRORS)
 def backup_status(reg: RegistryCtxDep) -> Any:
-    """What is replicated and what is not yet."""
+    """What is replicated and what is not yet: a ``summary`` sentence, ``warnings`` and a row per version."""
     return b.call(b.REGISTRY_COMMANDS, "backup_status", reg)
+
+
+@router.get("/best", response_model=BestAlias, dependencies=READ, responses=READ_ERRORS)
+def best_alias(reg: RegistryCtxDep) -> Any:
+    """Which version ``best`` names, by which metric and value, and the rule it follows."""
+    return b.call(b.REGISTRY_COMMANDS, "best_status", reg)
 
 
 @router.post("/verify", response_model=VerifyReportPublic, status_code=200, dependencies=WRITE, responses=WRITE_ERRORS)

@@ -37,7 +37,7 @@ def load_version(r: Any, version_id: str) -> dict[str, Any]:
 @router.get("", response_model=Page[VersionPublic], dependencies=READ, responses=READ_ERRORS)
 def list_versions(
     r: RedisDep, page: PageDep,
-    kind: Annotated[str | None, Query(pattern="^(base|adapter|merged|dataset)$")] = None,
+    kind: Annotated[str | None, Query(pattern="^(base|adapter|full|merged|dataset)$")] = None,
     job_id: Annotated[str | None, Query()] = None,
     include_trashed: Annotated[bool, Query()] = False,
 ) -> dict:

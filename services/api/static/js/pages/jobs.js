@@ -82,6 +82,17 @@ function queueTable(items) {
 function submitForm(done) {
   const spec = h("textarea", { rows: 3, cols: 40, placeholder: '{"max_steps": 200, "lr": 0.003}', "aria-label": "spec" });
   const prio = h("select", { "aria-label": "priority" }, ["default", "high", "low"].map((p) => h("option", { value: p }, p)));
+  const method = h("select", { "aria-label": "method" }, [["lora", "LoRA adapter"], ["full", "full fine-tune"]]
+    .map(([v, t]) => h("option", { value: v }, t)));
+  const initFrom = h("input", { type: "text", size: 24, placeholder: "version id or alias", "aria-label": "init from" });
+  function specJson() {  // the form's fields, unless the JSON overrides already name them
+    let obj;
+    try { obj = JSON.parse(spec.value.trim() || "{}"); } catch { return spec.value; }  // the API names the error
+    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return spec.value;
+    if (!("method" in obj)) obj.method = method.value;
+    if (initFrom.value.trim() && !("init_from" in obj)) obj.init_from = initFrom.value.trim();
+    return JSON.stringify(obj);
+  }
   const file = h("input", { type: "file", accept: ".jsonl,.json,.csv,.parquet,application/json,text/csv" });
   const drop = h("div", { class: "drop" }, "Drop a dataset (.jsonl, .json array, .csv, .parquet) here, or ", file);
   const status = h("div", { class: "muted" });
@@ -89,7 +100,7 @@ function submitForm(done) {
   async function submit(f) {
     const form = new FormData();
     form.append("file", f);
-    form.append("spec", spec.value.trim() || "{}");
+    form.append("spec", specJson());
     form.append("priority", prio.value);
     form.append("source", "ui");
     status.textContent = `uploading ${f.name} (${f.size} bytes)…`;
@@ -109,5 +120,7 @@ function submitForm(done) {
     if (ev.dataTransfer.files.length) submit(ev.dataTransfer.files[0]);
   });
   file.addEventListener("change", () => { if (file.files.length) submit(file.files[0]); });
-  return h("div", {}, drop, h("div", { class: "toolbar" }, h("label", {}, "spec overrides "), spec, h("label", {}, "priority "), prio), status, detected);
+  return h("div", {}, drop, h("div", { class: "toolbar" }, h("label", {}, "method "), method,
+    h("label", {}, "continue from "), initFrom, h("label", {}, "spec overrides "), spec, h("label", {}, "priority "), prio),
+    status, detected);
 }

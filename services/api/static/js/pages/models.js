@@ -1,9 +1,9 @@
 // Models: versions with lineage graph, aliases and protection, trash and restore, replicas, storage used.
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
-import { bytes, clear, h, table } from "../dom.js";
+import { bytes, clear, fmt, h, table } from "../dom.js";
 
-const KINDS = ["", "adapter", "base", "merged", "dataset"];
+const KINDS = ["", "adapter", "full", "base", "merged", "dataset"];
 
 export async function render(main) {
   const kind = h("select", { "aria-label": "kind" },
@@ -13,13 +13,14 @@ export async function render(main) {
   const side = h("div", {}, h("p", { class: "muted", text: "Pick a version to see its lineage." }));
   const storage = h("div");
   const backup = h("div");
+  const bestBox = h("div", { "data-testid": "best" });
   main.append(
     h("section", {},
       h("div", { class: "toolbar" },
         h("h2", { text: "Versions" }), kind, h("label", {}, trashed, " include trash")),
       list),
     h("div", { class: "row" }, h("section", {}, h("h2", { text: "Lineage" }), side),
-      h("section", {}, h("h2", { text: "Storage and backup" }), storage, backup)));
+      h("section", {}, h("h2", { text: "Storage and backup" }), bestBox, storage, backup)));
   let selected = null;
 
   async function refresh() {
@@ -38,8 +39,9 @@ export async function render(main) {
       ...Object.entries(used.by_kind).flatMap(([k, v]) => [
         h("dt", { text: k }), h("dd", { text: bytes(v) })])) : "");
     const b = await maybe("/api/registry/backup", null);
-    clear(backup).append(b ? h("div", {}, h("h3", { text: "replica" }),
-      h("div", { class: "pre", text: JSON.stringify(b, null, 1) })) : "");
+    clear(backup).append(b ? backupView(b) : "");
+    const best = await maybe("/api/registry/best", null);
+    clear(bestBox).append(best ? bestView(best) : "");
   }
 
   function versionsTable(items) {
@@ -103,6 +105,34 @@ export async function render(main) {
 }
 
 function sumSizes(files) { return files.reduce((a, f) => a + (f.size || 0), 0); }
+
+// The replica's state as a sentence, its warnings (nothing replicated, a replica on the primary's own server)
+// and a table of versions; all from GET /api/registry/backup (the same summary the CLI prints).
+function backupView(b) {
+  const onReplica = (r) => h("span", {
+    class: r.replicated ? "ok" : "bad", text: r.replicated ? "yes" : "not yet" });
+  return h("div", { "data-testid": "backup" },
+    h("h3", { text: "replica" }),
+    h("p", { "data-testid": "backup-summary", text: b.summary }),
+    (b.warnings || []).map((w) => h("p", {
+      class: "warning", role: "alert", "data-testid": "backup-warning", text: `⚠ ${w}` })),
+    (b.rows || []).length ? table([
+      { label: "version", value: (r) => h("span", { class: "mono", text: r.version_id }) },
+      { label: "kind", value: (r) => r.kind || "" },
+      { label: "name", value: (r) => r.name || "" },
+      { label: "size", value: (r) => bytes(r.size) },
+      { label: "on the replica", value: onReplica },
+    ], b.rows) : "");
+}
+
+// What `best` names and the rule it follows (GET /api/registry/best).
+function bestView(b) {
+  const now = b.version_id
+    ? `best is ${b.version_id}: ${b.metric} = ${fmt(b.value)}`
+    : "best is not set yet: it moves once the evaluator has scored a checkpoint.";
+  return h("div", {}, h("h3", { text: "best" }), h("p", { "data-testid": "best-now", text: now }),
+    h("p", { class: "muted", "data-testid": "best-rule", text: b.rule }));
+}
 
 // Lineage as columns: datasets and base models on the left, then the job's checkpoints in step order.
 function lineageSvg(graph, focus) {

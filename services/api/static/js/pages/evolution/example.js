@@ -48,6 +48,7 @@ export function examplePanel(base, { onStep }) {
       h("h3", { text: "target" }), h("div", { class: "pre", "data-testid": "target", text: ex.target }),
       h("h3", {}, `prediction at step ${at ? at.step : "–"}`, at && at.exact ? " ✓ exact" : ""),
       h("div", { class: "pre", "data-testid": "prediction", text: at ? at.prediction : "" }),
+      atLimit(at),
       h("h3", { text: "diff against the target" }), renderDiff(at ? at.diff : []),
       chart.el,
       h("h3", { text: "every step" }),
@@ -55,4 +56,14 @@ export function examplePanel(base, { onStep }) {
   }
 
   return { el: h("section", {}, h("h2", { text: "Example" }), detail), open, draw };
+}
+
+// A prediction cut at the hard token limit (flag at_limit) before its target's length plus the answer room:
+// it can never count as learned, so say so next to it.
+function atLimit(at) {
+  if (!at || !(at.flags || []).includes("at_limit")) return "";
+  return h("p", { class: "warning", "data-testid": "at-limit", text:
+    `⚠ This prediction stopped at the token limit (${at.pred_len} tokens; TRAINYARD_MAX_NEW_TOKENS) `
+    + "before the target's length plus the answer room: the answer is longer than a prediction may be, "
+    + "so it cannot count as learned." });
 }

@@ -18,7 +18,8 @@ const COLUMNS = [
   { label: "id", value: (e) => h("span", { class: "mono", text: e.id || "" }) },
   { label: "split", value: (e) => e.split },
   { label: "question", value: (e) => clip(e.question, 60) },
-  { label: "latest prediction", value: (e) => h("span", { class: "mono", text: clip(e.prediction, 50) }) },
+  { label: "latest prediction", value: (e) => h("span", {},
+    h("span", { class: "mono", text: clip(e.prediction, 50) }), limitBadge(e)) },
   { label: "state", value: (e) => e.state },
   { label: "region", value: (e) => e.region || "" },
   { label: "learned at", value: (e) => e.learned_at ?? "" },
@@ -74,3 +75,10 @@ export function examplesTable(base, { onOpen }) {
 }
 
 function clip(text, n) { const s = String(text ?? ""); return s.length > n ? `${s.slice(0, n - 1)}…` : s; }
+
+// Rows whose latest prediction stopped at the hard token limit (flag at_limit): never an exact match.
+function limitBadge(e) {
+  if (!(e.flags || []).includes("at_limit")) return "";
+  return h("span", { class: "badge-warn", "data-testid": "at-limit-badge", text: " ⚠ token limit",
+    title: "stopped at the token limit (TRAINYARD_MAX_NEW_TOKENS): cannot match a longer target" });
+}
