@@ -5,7 +5,7 @@ export TRAINYARD_DEV ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: bootstrap demo test test-fast lint bench chaos up down clean
+.PHONY: bootstrap demo test test-fast lint bench chaos gpu-check up down clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -29,6 +29,13 @@ lint: bootstrap
 
 bench: bootstrap
 	$(PY) -m bench.run_all $(BENCH_ARGS)
+
+# On the GPU box (CUDA torch installed, see README "GPU install"): the real-shape lane on the GPU, then the
+# real-shape benchmarks with --device cuda and bf16; the figures land in bench/RESULTS.md with the GPU's name.
+gpu-check: bootstrap
+	@$(PY) -c "import sys, torch; torch.cuda.is_available() or sys.exit('make gpu-check: no CUDA device visible to torch (install the CUDA build: README, GPU install)'); print('gpu-check on', torch.cuda.get_device_name())"
+	TRAINYARD_DEVICE=cuda TRAINYARD_DTYPE=bfloat16 TRAINYARD_INFERENCE_DEVICE=cuda $(PY) -m pytest -m realshape -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m bench.bench_realshape --device cuda --dtype bfloat16 $(BENCH_ARGS)
 
 chaos: bootstrap
 	TRAINYARD_CHAOS_ROUNDS=$${TRAINYARD_CHAOS_ROUNDS:-10} $(PY) -m pytest -m chaos $(PYTEST_ARGS)

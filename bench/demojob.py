@@ -50,7 +50,8 @@ def servers(root: Path, bucket: str = "bench-demo") -> Iterator[dict[str, Any]]:
         redis_srv.stop()
 
 
-def train(common: dict[str, Any], model_dir: Path | str, root: Path, steps: int = 200, device: str = "cpu") -> DemoJob:
+def train(common: dict[str, Any], model_dir: Path | str, root: Path, steps: int = 200, device: str = "cpu",
+          overrides: dict[str, Any] | None = None) -> DemoJob:
     """Submit and train the demo job with the registry running; returns its training wall time and versions."""
     from rq import SimpleWorker
 
@@ -70,7 +71,8 @@ def train(common: dict[str, Any], model_dir: Path | str, root: Path, steps: int 
     r = redis.Redis.from_url(common["redis_url"])
     s3 = s3_client(trainer)
     ensure_bucket(s3, trainer.bucket)
-    spec = {**demo_spec(model_dir, steps), "deploy_policy": "manual", "deploy_target": None, "device": device}
+    spec = {**demo_spec(model_dir, steps), "deploy_policy": "manual", "deploy_target": None, "device": device,
+            **(overrides or {})}
     job_id = submit_job(trainer, r, s3, demo_dataset_path(), spec=spec, source="cli")
     with running(Registry.open(RegistrySettings(**common)), "bench-registry"):
         SimpleWorker(list(queueing.QUEUES), connection=r).work(burst=True)

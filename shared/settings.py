@@ -83,6 +83,8 @@ class TrainerSettings(CommonSettings):
     keep_local_checkpoints: int = 2  # after the registry confirmed them
     default_base_model: str | None = None  # a job spec without base_model trains this (`trainyard up` sets it)
     worker_name: str | None = None
+    # a job resumed on a worker without its checkpoint waits this long for the registry to hold the newest one
+    recovery_wait_s: float = 60.0
     gpu_memory_gb: float = 24.0  # the training GPU's memory: submit refuses a spec estimated not to fit
 
 

@@ -130,4 +130,6 @@ def row_bytes(model: Any, seq_len: int, logits_positions: int) -> int:
     elt = next(model.parameters()).element_size()
     kv_bytes = 2 * layers * kv * head_dim * seq_len * elt
     act_bytes = 4 * seq_len * cfg.hidden_size * elt
-    return kv_bytes + act_bytes + logits_positions * cfg.vocab_size * 4 * 2
+    # fp32 logits, their log-softmax and the temporaries around them: measured at ~4 copies per row with
+    # Qwen3's 151,936-row vocabulary (tests/evaluator/test_realshape_memory.py), where logits dominate a row
+    return kv_bytes + act_bytes + logits_positions * cfg.vocab_size * 4 * 4

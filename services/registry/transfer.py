@@ -16,6 +16,7 @@ from services.registry.handlers import find_base_version, publish_stored
 from services.registry.projection import get_version
 from services.registry.store import FileProgress, describe_dir, store_version
 from services.registry.versioning import VersionKind, refuse_pickled
+from shared import storage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def _empty_or_absent(dest: Path) -> None:
         raise InvalidInputError(f"{dest} exists and is not empty: export into a new directory")
 
 
+MERGE_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
 def export(reg: Registry, version_id: str, dest: Path, merged: bool = False) -> Path:
     """Materialise a version into ``dest`` (byte-identical, hashes verified), or with ``merged`` the adapter
     merged into its base model and saved as safetensors (loadable by transformers alone)."""
@@ -70,7 +74,9 @@ def export(reg: Registry, version_id: str, dest: Path, merged: bool = False) -> 
     if manifest["kind"] != VersionKind.ADAPTER.value:
         raise InvalidInputError(f"--merged needs an adapter version; {version_id} is a {manifest['kind']}")
     with tempfile.TemporaryDirectory(dir=reg.tmp_dir) as tmp:
-        adapter = reg.primary.materialize(version_id, Path(tmp) / "adapter")
+        # a trainer checkpoint also holds optimizer/scheduler/RNG state and training_args.bin: the merge needs
+        # (and loads) only the adapter's own files
+        adapter = reg.primary.materialize(version_id, Path(tmp) / "adapter", only=MERGE_FILES, manifest=manifest)
         base = _base_dir(reg, manifest, adapter, Path(tmp) / "base")
         merge_adapter(base, adapter, dest)
     return dest
@@ -102,7 +108,10 @@ def merge_adapter(base: Path, adapter: Path, dest: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if any(adapter.glob("*.bin")) or any(base.glob("*.bin")) or any(base.glob("*.pt")):
+    # a trainer version also holds training_args.bin and optimizer state, never loaded here: only pickled
+    # *weights* (storage.is_pickled_weights) are refused
+    if any(storage.is_pickled_weights(p.name) for p in adapter.iterdir()) or any(base.glob("*.bin")) \
+            or any(base.glob("*.pt")):
         raise PickledWeightsError("refusing to load pickled weights: only safetensors are loaded")
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()

@@ -58,15 +58,27 @@ def up(
                                         "default: the tiny demo model, built if missing"),
     state_dir: Path | None = typer.Option(None, help="where logs, data and stack.json live"),
     detach: bool = typer.Option(False, "--detach", "-d", help="return once healthy, leave the stack running"),
+    role: str = typer.Option("all", help="all: everything here | training: Redis, S3, API, registry, trainer, "
+                                         "deployer | inference: inference + evaluator, using the training box's "
+                                         "Redis and S3 (TRAINYARD_REDIS_URL, TRAINYARD_S3_ENDPOINT)"),
     as_json: bool = typer.Option(False, "--json", help="print the stack's URLs, paths and processes as JSON"),
 ) -> None:
     """Start redis, S3 and every service on this machine (no Docker); Ctrl-C or `trainyard down` stops."""
+    from services.stack.roles import ROLES, PeerUnreachable, check_peers
     from services.stack.supervisor import Stack, down
 
+    if role not in ROLES:
+        err.print(f"[red]unknown --role {role!r}:[/red] one of {', '.join(ROLES)}")
+        raise typer.Exit(2)
     settings = _settings(state_dir)
+    try:
+        check_peers(settings, role, os.environ.get("TRAINYARD_EXTERNAL_S3", "0") == "1")
+    except PeerUnreachable as exc:
+        typer.echo(f"trainyard up --role {role}: {exc}", err=True)  # one line, never wrapped
+        raise typer.Exit(1) from None
     if not base_model:
         base_model = str(_ensure_demo_model(settings.state_dir / "models" / "tiny-qwen3"))
-    stack = Stack(settings, base_model=base_model)
+    stack = Stack(settings, base_model=base_model, role=role)
     try:
         with err.status("starting the stack") as st:
             state = stack.up(progress=lambda m: st.update(m))
@@ -95,9 +107,13 @@ def _print_urls(state, as_json: bool = False, warnings: list[str] | None = None)
     if as_json:
         console.print_json(json.dumps({**state.public(), "warnings": list(warnings or [])}))
         return
-    console.print(f"web UI      [bold]{state.api_url}[/bold]")
-    console.print(f"inference   {state.inference_url}")
-    console.print(f"rq-dashboard {state.dashboard_url}")
+    names = {p.name for p in state.procs}  # a --role starts only its part
+    if "api" in names:
+        console.print(f"web UI      [bold]{state.api_url}[/bold]")
+    if "inference" in names:
+        console.print(f"inference   {state.inference_url}")
+    if "rq-dashboard" in names:
+        console.print(f"rq-dashboard {state.dashboard_url}")
     console.print(f"redis       {state.redis_url}   S3 {state.s3_endpoint}   logs {state.state_dir}/logs")
     # paths on one line whatever the terminal's width, so they can be copied
     console.print(f"inbox       [bold]{state.inbox_dir}[/bold]   (drop a .jsonl here to train it)", soft_wrap=True)

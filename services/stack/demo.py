@@ -82,11 +82,15 @@ def drop_in_inbox(inbox: Path, spec: dict[str, Any]) -> Path:
     return final
 
 
-def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoResult | None:
-    """Start the stack, drop the demo job into the inbox, follow it to a deployment, check the rebuild."""
+def run_demo(state_dir: Path, keep: bool, steps: int, console: Console, model_dir: Path | None = None,
+             spec_overrides: dict[str, Any] | None = None, extra_env: dict[str, str] | None = None,
+             ) -> DemoResult | None:
+    """Start the stack, drop the demo job into the inbox, follow it to a deployment, check the rebuild.
+    ``model_dir`` (default: the tiny model, built if missing) is the base; ``spec_overrides`` change the job,
+    ``extra_env`` the services' settings (e.g. the real-shape lane's smaller snapshots)."""
     state_dir = state_dir.resolve()
-    settings, model_dir = _prepare(state_dir, console)
-    stack = Stack(settings, base_model=str(model_dir))
+    settings, model_dir = _prepare(state_dir, console, model_dir)
+    stack = Stack(settings, base_model=str(model_dir), extra_env=dict(extra_env or {}))
     t0 = time.monotonic()
     result: DemoResult | None = None
     try:
@@ -94,9 +98,10 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
             state = stack.up(progress=lambda m: st.update(f"starting the stack: {m}"))
         console.print(f"stack up in {time.monotonic() - t0:.0f}s (logs in {state_dir}/logs)")
         r = redis.Redis.from_url(state.redis_url, decode_responses=False)
-        drop_in_inbox(Path(state.inbox_dir), demo_spec(model_dir, steps))
+        drop_in_inbox(Path(state.inbox_dir), {**demo_spec(model_dir, steps), **(spec_overrides or {})})
         console.print("dropped demo.jsonl (55 chat pairs) and demo.yaml into the inbox")
-        job, points, deployment = _follow(r, steps, console)
+        every = int((spec_overrides or {}).get("checkpoint_every") or max(steps // 4, 1))
+        job, points, deployment = _follow(r, steps, every, console)
         result = _check(r, state, job, points, deployment)
         _summary(console, result, state, time.monotonic() - t0)
     except DemoError as exc:
@@ -112,22 +117,22 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
     return result
 
 
-def _prepare(state_dir: Path, console: Console) -> tuple[StackSettings, Path]:
-    """A clean state directory (a previous stack stopped) and the tiny model, built once."""
+def _prepare(state_dir: Path, console: Console, model_dir: Path | None) -> tuple[StackSettings, Path]:
+    """A clean state directory (a previous stack stopped) and the base model (the tiny one, built once)."""
     if (state_dir / "stack.json").exists():
         down(state_dir)
     for sub in ("redis", "s3", "inbox", "control", "checkpoints", "inference", "logs"):
         shutil.rmtree(state_dir / sub, ignore_errors=True)
     settings = StackSettings(dev=True, state_dir=state_dir, inbox_dir=state_dir / "inbox",
                              control_dir=state_dir / "control", **_ports("127.0.0.1"))
-    model_dir = state_dir / "models" / "tiny-qwen3"
+    model_dir = Path(model_dir) if model_dir else state_dir / "models" / "tiny-qwen3"
     if not (model_dir / "config.json").exists():
         with console.status("building the tiny Qwen3 (random init, local BPE tokenizer)"):
             build_tiny_model(model_dir)
     return settings, model_dir
 
 
-def _follow(r: redis.Redis, steps: int, console: Console) -> tuple[dict, list, dict]:
+def _follow(r: redis.Redis, steps: int, every: int, console: Console) -> tuple[dict, list, dict]:
     """The job from the inbox through training, its snapshots and its on-complete deployment, with progress."""
     from services.deployer.api import list_deployments
     from services.evaluator.api import UnknownJobError, curve
@@ -148,7 +153,7 @@ def _follow(r: redis.Redis, steps: int, console: Console) -> tuple[dict, list, d
             return j if j.get("state") == "completed" else None
 
         job = _wait("training to complete", finished, 900)
-        n_ckpt = len(job.get("checkpoints") or []) or steps // max(steps // 4, 1)
+        n_ckpt = len(job.get("checkpoints") or []) or steps // every
         snap = progress.add_task("snapshots", total=n_ckpt + 1)
 
         def snapshots_done() -> list | None:

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import httpx
 
+from services.stack.roles import ROLES, SERVICES, check_peers
 from services.stack.servers import RedisServer, S3Server, ServerError, port_open
 from services.stack.state import ProcInfo, StackState, alive
 from shared.settings import DEV_SECRET, StackSettings
 
 log = logging.getLogger(__name__)
-
-SERVICES = ("registry", "evaluator", "deployer", "trainer", "inference", "api")
-
 
 @dataclass
 class Stack:
@@ -36,6 +34,7 @@ class Stack:
     base_model: str
     extra_env: dict[str, str] = field(default_factory=dict)
     state: StackState | None = None
+    role: str = "all"
 
     @property
     def state_dir(self) -> Path:
@@ -82,10 +81,13 @@ class Stack:
         existing = StackState.load(self.state_dir)
         if existing and any(alive(p.pid) for p in existing.procs):
             raise ServerError(f"a stack is already running from {self.state_dir} (trainyard down first)")
+        if self.role not in ROLES:
+            raise ServerError(f"unknown role {self.role!r}: one of {', '.join(ROLES)}")
+        check_peers(s, self.role, not self._embedded_s3())
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         host = s.bind
         self.state = StackState(
-            state_dir=str(self.state_dir), redis_url="", s3_endpoint=s.s3_endpoint,
+            state_dir=str(self.state_dir), redis_url=s.redis_url, s3_endpoint=s.s3_endpoint,
             api_url=f"http://{host}:{s.api_port}", inference_url=f"http://{host}:{s.inference_port}",
             dashboard_url=f"http://{host}:{s.dashboard_port}",
             api_token=self.env().get("TRAINYARD_API_TOKEN") or (DEV_SECRET if s.dev else ""),
@@ -96,6 +98,24 @@ class Stack:
             folder.mkdir(parents=True, exist_ok=True)
             setattr(self.state, name, str(folder))
         note = progress or (lambda msg: log.info(msg))
+        if self.role != "inference":
+            self._start_servers(note)
+        self.state.save()
+        ports = {"inference": s.inference_port, "api": s.api_port}
+        for name in ROLES[self.role]:
+            note(f"starting {name}")
+            self._spawn(name, [sys.executable, "-m", f"services.{name}.main"], ports.get(name))
+        if self.role != "inference":
+            self._spawn("rq-dashboard", [str(Path(sys.executable).parent / "rq-dashboard"), "-b", host,
+                                         "-p", str(s.dashboard_port), "-u", self.state.redis_url], s.dashboard_port)
+        self.state.save()
+        note("waiting for health")
+        self.wait_healthy()
+        return self.state
+
+    def _start_servers(self, note) -> None:
+        assert self.state is not None
+        s, host = self.settings, self.settings.bind
         note(f"redis-server on {host}:{s.redis_port}")
         redis_srv = RedisServer(self.state_dir / "redis", port=s.redis_port, host=host).start()
         self.state.redis_url = redis_srv.url
@@ -105,17 +125,6 @@ class Stack:
             s3 = S3Server(self.state_dir / "s3", s.s3_access_key, s.s3_secret_key, port=s.s3_port, host=host).start()
             self.state.s3_endpoint = s3.endpoint
             self._record("s3", s3.proc, s.s3_port, self.state_dir / "s3" / "weed.log")
-        self.state.save()
-        ports = {"inference": s.inference_port, "api": s.api_port}
-        for name in SERVICES:
-            note(f"starting {name}")
-            self._spawn(name, [sys.executable, "-m", f"services.{name}.main"], ports.get(name))
-        self._spawn("rq-dashboard", [str(Path(sys.executable).parent / "rq-dashboard"), "-b", host,
-                                     "-p", str(s.dashboard_port), "-u", self.state.redis_url], s.dashboard_port)
-        self.state.save()
-        note("waiting for health")
-        self.wait_healthy()
-        return self.state
 
     def _embedded_s3(self) -> bool:
         return os.environ.get("TRAINYARD_EXTERNAL_S3", "0") != "1"
@@ -136,10 +145,9 @@ class Stack:
     def wait_healthy(self, timeout: float = 180) -> None:
         assert self.state is not None
         deadline = time.monotonic() + timeout
-        checks = {
-            "api": f"{self.state.api_url}/health",
-            "inference": f"{self.state.inference_url}/ready",
-        }
+        checks = {name: url for name, url in (("api", f"{self.state.api_url}/health"),
+                                              ("inference", f"{self.state.inference_url}/ready"))
+                  if name in ROLES[self.role]}
         pending = dict(checks)
         while pending and time.monotonic() < deadline:
             for p in self.state.procs:

@@ -1,6 +1,8 @@
 """Checks a job must pass before it is queued, beyond the spec's own field bounds (they touch the disk).
 
-* ``base_model``: a local path must be a directory holding ``config.json``; a hub id must look like
+* ``base_model``: a local path must be a directory holding ``config.json`` and a tokenizer whose ids all fit
+  the architecture's embedding rows (``vocab_size``; a model may pad rows, as Qwen3's 151,936 for 151,669
+  tokens, but not lack them, nor hold a tokenizer of under half its rows); a hub id must look like
   ``org/name`` and be reachable: with ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) set, only a model in the
   local Hugging Face cache is. The spec's default base model is the operator's configuration and is not
   checked here (the worker reports it if it cannot be loaded).
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -52,6 +55,7 @@ def check_base_model(base_model: str) -> None:
         if not (local / "config.json").is_file():
             raise SpecError(f"invalid job spec: base_model: {base_model!r} is not a model directory "
                             "(no config.json in it)")
+        check_tokenizer(local, base_model)
         return
     if not HUB_ID.match(base_model):
         raise SpecError(f"invalid job spec: base_model: {base_model!r} is neither a local model directory nor "
@@ -59,6 +63,52 @@ def check_base_model(base_model: str) -> None:
     if offline() and not _in_hub_cache(base_model):
         raise SpecError(f"invalid job spec: base_model: {base_model!r} is not a local model directory and cannot "
                         "be reached offline (HF_HUB_OFFLINE is set and it is not in the local model cache)")
+
+
+def _json(path: Path, base_model: str) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"invalid job spec: base_model: {path.name} of {base_model!r} is not readable JSON "
+                        f"({type(exc).__name__})") from None
+
+
+def tokenizer_size(model_dir: Path, base_model: str) -> int | None:
+    """One more than the largest token id of the directory's tokenizer; None for a tokenizer whose size cannot
+    be read without loading it (sentencepiece); SpecError when there is no tokenizer at all."""
+    if (model_dir / "tokenizer.json").is_file():
+        doc = _json(model_dir / "tokenizer.json", base_model)
+        vocab = (doc.get("model") or {}).get("vocab") or {}
+        ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
+        ids += [int(t["id"]) for t in doc.get("added_tokens") or []]
+        return max(ids) + 1 if ids else 0
+    if (model_dir / "vocab.json").is_file():
+        ids = [int(i) for i in _json(model_dir / "vocab.json", base_model).values()]
+        config = _json(model_dir / "tokenizer_config.json", base_model) if (
+            model_dir / "tokenizer_config.json").is_file() else {}
+        ids += [int(i) for i in (config.get("added_tokens_decoder") or {})]
+        return max(ids) + 1 if ids else 0
+    if (model_dir / "tokenizer.model").is_file():
+        return None
+    raise SpecError(f"invalid job spec: base_model: {base_model!r} has no tokenizer (no tokenizer.json, "
+                    "vocab.json or tokenizer.model in it): save the tokenizer beside the weights")
+
+
+def check_tokenizer(model_dir: Path, base_model: str) -> None:
+    """The tokenizer exists and its ids fit the embedding rows of the architecture."""
+    size = tokenizer_size(model_dir, base_model)
+    config = _json(model_dir / "config.json", base_model)
+    rows = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    if size is None or not isinstance(rows, int):
+        return
+    if size > rows:
+        raise SpecError(f"invalid job spec: base_model: the tokenizer of {base_model!r} has ids up to {size - 1} "
+                        f"but its architecture has {rows} embedding rows (vocab_size): tokenizer and weights "
+                        "do not belong together")
+    if size * 2 < rows:
+        raise SpecError(f"invalid job spec: base_model: the tokenizer of {base_model!r} has {size} tokens but "
+                        f"its architecture has {rows} embedding rows (vocab_size): tokenizer and weights do "
+                        "not belong together")
 
 
 def allowed_roots(settings: TrainerSettings, dataset_path: Path) -> list[Path]:

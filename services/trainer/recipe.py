@@ -17,7 +17,7 @@ import redis
 from minio import Minio
 
 from services.registry.api import RegistryClient
-from services.trainer import checkpoints, diskfull, jobstore, outcomes
+from services.trainer import checkpoints, diskfull, jobstore, outcomes, recovery
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
 from services.trainer.datasets import ValidatedDataset, load_stored
 from services.trainer.emit import emit
@@ -161,7 +161,8 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
     try:
         device = pick_device(spec.device)
         checkpoints.remove_incomplete(output_dir)
-        resume_from = checkpoints.latest(output_dir)
+        resume_from = recovery.resume_point(r, RegistryClient(s3, settings.bucket), job_id, output_dir,
+                                            wait_s=settings.recovery_wait_s)
         step = checkpoints.step_of(resume_from) if resume_from else 0
         assert spec.dataset_sha256, "job spec has no dataset_sha256"
         fmt = spec.dataset_format.value if spec.dataset_format else None
@@ -204,6 +205,9 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
 def _failed(r: redis.Redis, job_id: str, exc: Exception, step: int, output_dir: Path) -> str:
     """Out of memory and a full disk pause the job (resumable); anything else fails it."""
     last = checkpoints.latest(output_dir)
+    if isinstance(exc, recovery.NotRecoverable):
+        log.warning("job %s paused: %s", job_id, exc)
+        return outcomes.pause_for(r, job_id, str(exc), step, last)
     resume_note = f"; resume continues from {last.name}" if last else ""
     if type(exc).__name__ == "OutOfMemoryError":
         return outcomes.pause_for(r, job_id, f"out of GPU memory at step {step}{resume_note}", step, last)

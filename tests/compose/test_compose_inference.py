@@ -50,6 +50,9 @@ def gpu_box(models_dir: Path) -> Iterator[ComposeStack]:
         "TRAINYARD_BASE_MODEL": "/models/tiny",
         "TRAINYARD_INFERENCE_BIND": "127.0.0.1",
         "TRAINYARD_INFERENCE_HOST_PORT": str(port),
+        # the evaluator's peers (it is left out by the CPU override's profile)
+        "TRAINYARD_REDIS_URL": "redis://127.0.0.1:1/0", "TRAINYARD_S3_ENDPOINT": "127.0.0.1:1",
+        "TRAINYARD_S3_ACCESS_KEY": "unused", "TRAINYARD_S3_SECRET_KEY": "unused-secret",
     })
     try:
         s.up(timeout=400)
@@ -62,10 +65,13 @@ def test_missing_settings_are_refused_before_anything_starts(models_dir: Path) -
     problem = engine_problem()
     if problem:
         pytest.skip(problem)
-    s = ComposeStack(files=("compose.inference.yaml",), env={"TRAINYARD_MODELS_DIR": str(models_dir),
-                                                               "TRAINYARD_INFERENCE_BIND": "127.0.0.1"})
+    s = ComposeStack(files=("compose.inference.yaml",), env={
+        "TRAINYARD_MODELS_DIR": str(models_dir), "TRAINYARD_INFERENCE_BIND": "127.0.0.1",
+        "TRAINYARD_REDIS_URL": "redis://:pw@10.0.0.5:6379/0", "TRAINYARD_S3_ENDPOINT": "10.0.0.5:9000",
+        "TRAINYARD_S3_ACCESS_KEY": "trainyard", "TRAINYARD_S3_SECRET_KEY": "s3-secret-value"})
     assert s.compose("config", "--quiet", check=False).returncode == 0
-    for name in ("TRAINYARD_INFERENCE_TOKEN", "TRAINYARD_INFERENCE_BIND", "TRAINYARD_MODELS_DIR"):
+    for name in ("TRAINYARD_INFERENCE_TOKEN", "TRAINYARD_INFERENCE_BIND", "TRAINYARD_MODELS_DIR",
+                 "TRAINYARD_REDIS_URL", "TRAINYARD_S3_ENDPOINT", "TRAINYARD_S3_ACCESS_KEY"):
         saved = s.env.pop(name)
         proc = s.compose("config", "--quiet", check=False)
         s.env[name] = saved
