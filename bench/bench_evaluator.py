@@ -77,8 +77,13 @@ def bench_speedup_and_cost(repeats: int, work: Path, base_model: str | None = No
         torch.set_num_threads(1)  # training and snapshots alike
     base = base_model or build_tiny_model(work / "tiny")
     where = "CPU 1 thread" if device == "cpu" else device
-    label = base_model or "tiny Qwen3"
     cmd = CMD + (f" --base-model {base_model}" if base_model else "") + (f" --device {device}" if device != "cpu" else "")
+    last = bench_cost(repeats, work, base, base_model or "tiny Qwen3", device, where, cmd)
+    bench_speedup(repeats, base, last, device, where, cmd)
+
+
+def bench_cost(repeats: int, work: Path, base: Any, label: str, device: str, where: str, cmd: str) -> Path:
+    """``snapshot_cost``; returns the last run's final checkpoint (materialised) for the speedup."""
     # snapshot_cost: the demo job trained by the trainer (registry running), then the evaluator's snapshots of
     # it (step-0 baseline + one per checkpoint version), each timed from the event to snapshot.captured:
     # version download, adapter load, loss + generation, MiniLM, the document upload and the event. The whole
@@ -116,10 +121,13 @@ def bench_speedup_and_cost(repeats: int, work: Path, base_model: str | None = No
                  f"{[tuple(docs[s]['timing'].values()) for s in steps]}. MiniLM alone (fp32, each distinct text once) "
                  f"took {minilm_s:.2f}s = {minilm_s / job.train_s:.3f} of training: the scorer has "
                  f"{minilm_params / 1e6:.1f}M parameters, the model it scores {model_params / 1e3:.0f}k.")
+    return last
+
+
+def bench_speedup(repeats: int, base: Any, last: Path, device: str, where: str, cmd: str) -> None:
+    """``snapshot_speedup``: the naive per-example loop against Engine.evaluate on the final checkpoint."""
     tracked = parse_tracked({"examples": demo_examples(100)}, "bench")
     cache = ModelCache(device)
-
-    # snapshot_speedup on the final checkpoint.
     with cache.adapted(str(base), last) as (m, t):
         prompts = [render(t, ex.messages).prompt for ex in tracked]
         items = [Item(x.prompt, x.target) for x in (render(t, ex.messages) for ex in tracked)]
@@ -190,31 +198,38 @@ def _p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[94] * 1000
 
 
-def bench_queries(repeats: int, work: Path, n_examples: int = 1000, n_steps: int = 200) -> None:
-    import redis
-
-    from services.evaluator import api as readmodel
+def _load_history(r: Any, job: str, n_examples: int, n_steps: int, rng: random.Random) -> None:
+    """``n_steps`` synthetic snapshots through the evolution projection, and each as one JSON (the baseline)."""
     from services.evaluator.readmodel import EvolutionProjection
-    from services.stack.servers import RedisServer
     from shared import bus
     from shared.events import Event, SnapshotCaptured
     from shared.projection import ProjectionRunner
 
+    docs = _Docs()
+    runner = ProjectionRunner(r, EvolutionProjection(docs))  # type: ignore[arg-type]
+    for s in range(n_steps):
+        step = s * 10
+        doc = _synthetic_doc(job, step, n_examples, rng)
+        key = f"evolution/{job}/step_{step:06d}.json"
+        docs.docs[key] = doc
+        r.set(f"bench:doc:{step}", json.dumps(doc))  # the baseline layout
+        bus.publish(r, Event.create("snapshot.captured", SnapshotCaptured(version_id=doc["version_id"], step=step,
+                                                                          key=key), job_id=job))
+        runner.catch_up()
+
+
+def bench_queries(repeats: int, work: Path, n_examples: int = 1000, n_steps: int = 200) -> None:
+    import redis
+
+    from services.evaluator import api as readmodel
+    from services.stack.servers import RedisServer
+
     server = RedisServer(work / "redis").start()
     try:
         r = redis.Redis.from_url(server.url)
-        docs, rng, job = _Docs(), random.Random(0), "job-bench"
+        rng, job = random.Random(0), "job-bench"
         t0 = time.perf_counter()
-        runner = ProjectionRunner(r, EvolutionProjection(docs))  # type: ignore[arg-type]
-        for s in range(n_steps):
-            step = s * 10
-            doc = _synthetic_doc(job, step, n_examples, rng)
-            key = f"evolution/{job}/step_{step:06d}.json"
-            docs.docs[key] = doc
-            r.set(f"bench:doc:{step}", json.dumps(doc))  # the baseline layout
-            bus.publish(r, Event.create("snapshot.captured", SnapshotCaptured(version_id=doc["version_id"], step=step,
-                                                                              key=key), job_id=job))
-            runner.catch_up()
+        _load_history(r, job, n_examples, n_steps, rng)
         load_s = time.perf_counter() - t0
         queries = {
             "examples": lambda: readmodel.examples(r, job, state="forgotten", sort="-loss", limit=50),
