@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import typer
@@ -27,19 +28,26 @@ def _settings(state_dir: Path | None) -> StackSettings:
     return load(StackSettings, **overrides)
 
 
+SHAPE_HELP = ("tiny (fast tests, local tokenizer) | qwen3-0.6b (the exact Qwen3-0.6B architecture) | "
+              "qwen3-0.6b-narrow (real width and vocabulary, 2 layers); the qwen3 shapes carry the real Qwen tokenizer")
+
+
+def _one_of(option: str, value: str, allowed: Iterable[str]) -> None:
+    """A choice outside ``allowed``: one line naming the choices, exit 2 (typer's usage-error status)."""
+    if value not in allowed:
+        err.print(f"[red]unknown {option} {value!r}:[/red] one of {', '.join(allowed)}")
+        raise typer.Exit(2)
+
+
 def demo_model(
     out_dir: Path = typer.Argument(..., help="directory to write the model into"),
-    shape: str = typer.Option("tiny", help="tiny (fast tests, local tokenizer) | qwen3-0.6b (the exact "
-                                           "Qwen3-0.6B architecture) | qwen3-0.6b-narrow (real width and "
-                                           "vocabulary, 2 layers); the qwen3 shapes carry the real Qwen tokenizer"),
+    shape: str = typer.Option("tiny", help=SHAPE_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Build a random-init Qwen3 from config with its tokenizer; nothing is downloaded."""
     from shared.realshape import SHAPES, TokenizerSourceMissing, build_model
 
-    if shape not in SHAPES:
-        err.print(f"[red]unknown --shape {shape!r}:[/red] one of {', '.join(SHAPES)}")
-        raise typer.Exit(2)
+    _one_of("--shape", shape, SHAPES)
     try:
         with err.status(f"building the {shape} model"):
             path = build_model(out_dir, shape=shape)
@@ -67,9 +75,7 @@ def up(
     from services.stack.roles import ROLES, PeerUnreachable, check_peers
     from services.stack.supervisor import Stack, down
 
-    if role not in ROLES:
-        err.print(f"[red]unknown --role {role!r}:[/red] one of {', '.join(ROLES)}")
-        raise typer.Exit(2)
+    _one_of("--role", role, ROLES)
     settings = _settings(state_dir)
     try:
         check_peers(settings, role, os.environ.get("TRAINYARD_EXTERNAL_S3", "0") == "1")
