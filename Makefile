@@ -36,6 +36,8 @@ gpu-check: bootstrap
 	@$(PY) -c "import sys, torch; torch.cuda.is_available() or sys.exit('make gpu-check: no CUDA device visible to torch (install the CUDA build: README, GPU install)'); print('gpu-check on', torch.cuda.get_device_name())"
 	TRAINYARD_DEVICE=cuda TRAINYARD_DTYPE=bfloat16 TRAINYARD_INFERENCE_DEVICE=cuda $(PY) -m pytest -m realshape -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m bench.bench_realshape --device cuda --dtype bfloat16 $(BENCH_ARGS)
+	@if [ -n "$(VLLM_URL)" ]; then $(PY) -m bench.bench_evalremote --url $(VLLM_URL) --base-model $(VLLM_MODEL) --device cuda; \
+	else echo "gpu-check: set VLLM_URL (a vLLM server started with --enable-lora) and VLLM_MODEL to compare the evaluator's vLLM backend with its own engine"; fi
 
 chaos: bootstrap
 	TRAINYARD_CHAOS_ROUNDS=$${TRAINYARD_CHAOS_ROUNDS:-10} $(PY) -m pytest -m chaos $(PYTEST_ARGS)
