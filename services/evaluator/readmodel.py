@@ -26,6 +26,7 @@ import math
 from collections import Counter
 from typing import Any
 
+from services.evaluator.compare import compare, compare_csv  # noqa: F401 - a read function, served by the API
 from services.evaluator.derived import ExampleState, LearnState, Point
 from services.evaluator.queries import (  # noqa: F401 - the read functions live next to the projection
     SORT_FIELDS,
@@ -234,5 +235,5 @@ def _load(raw: bytes | str | None) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-__all__ = ["EvolutionProjection", "curve", "example_history", "examples", "export", "failures",
+__all__ = ["EvolutionProjection", "compare", "compare_csv", "curve", "example_history", "examples", "export", "failures",
            "list_jobs", "step_snapshot"]
