@@ -86,8 +86,11 @@ def test_evolution_page_compares_two_runs(server: RunningServer) -> None:
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = watched_page(browser, viewport={"width": 1400, "height": 1000})
-        page.goto(f"{server.url}/#/evolution/compare/job-a,job-b")
+        page.goto(f"{server.url}/#/evolution/job-a")
         page.wait_for_function("document.body.dataset.ready === '1'")
+        page.select_option("select[aria-label='compare with']", "job-b")
+        page.click("[data-testid=compare-go]")
+        page.wait_for_function("location.hash.startsWith('#/evolution/compare/')")
         table = page.locator("[data-testid=compare-table]")
         table.wait_for(timeout=20_000)
         first = table.locator("tbody tr").first

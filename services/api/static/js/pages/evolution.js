@@ -6,17 +6,22 @@ import { lineChart, scatter, sparkline } from "../charts.js";
 import { renderDiff } from "../diff.js";
 import { onEvent } from "../feed.js";
 import { clear, fmt, h, table } from "../dom.js";
+import * as compare from "./compare.js";
 
 const METRICS = ["exact", "f1", "edit_sim", "semantic", "confidence"];
 const PAGE = 50;
 
 export async function render(main, [jobId, idxParam]) {
+  if (jobId === "compare") return compare.render(main, (idxParam || "").split(",").filter(Boolean));
   const jobs = (await maybe("/api/evolution", { data: [] })).data;
   if (!jobId && jobs.length) jobId = jobs[0].job_id;
   const pick = h("select", { "aria-label": "job" }, jobs.map((j) => h("option", {
     value: j.job_id, selected: j.job_id === jobId, text: `${j.job_id} (${j.n_snapshots} snapshots, ${j.n_examples} examples)` })));
   pick.addEventListener("change", () => { location.hash = `#/evolution/${encodeURIComponent(pick.value)}`; });
-  main.append(h("section", {}, h("div", { class: "toolbar" }, h("h2", { text: "Evolution" }), pick)));
+  const other = h("select", { "aria-label": "compare with" }, jobs.filter((j) => j.job_id !== jobId).map((j) => h("option", { value: j.job_id, text: j.job_id })));
+  const go = h("button", { "data-testid": "compare-go", disabled: jobs.length < 2,
+    onclick: () => { location.hash = `#/evolution/compare/${encodeURIComponent(`${jobId},${other.value}`)}`; } }, "compare");
+  main.append(h("section", {}, h("div", { class: "toolbar" }, h("h2", { text: "Evolution" }), pick, "compare with ", other, go)));
   if (!jobId) { main.append(h("p", { class: "muted", text: "No snapshots yet: they appear as checkpoints are evaluated." })); return null; }
   const enc = encodeURIComponent(jobId);
   const st = { curve: [], step: null, idx: idxParam != null ? Number(idxParam) : null, history: null,
