@@ -26,6 +26,7 @@ from services.api.routes import (
     evolution,
     health,
     jobs,
+    playground,
     preview,
     queue,
     registry,
@@ -65,7 +66,7 @@ def create_app(settings: ApiSettings, targets: list[TargetConfig] | None = None)
 
     errors.install(app)
     observability.install(app, app.state.metrics)
-    for module in (health, preview, jobs, queue, datasets, versions, evolution, deployments, registry, events):
+    for module in (health, preview, playground, jobs, queue, datasets, versions, evolution, deployments, registry, events):
         app.include_router(module.router)
     app.include_router(deployments.targets_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
