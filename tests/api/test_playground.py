@@ -3,6 +3,7 @@ user's API token, a real inference server (tiny model) behind it, adapter versio
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,8 +50,23 @@ def _version(registry, tiny_model: Path, tmp_path: Path, job: str, seed: int, ba
     return store_version(registry, base or tiny_model, Adapter(path, []), job_id=job, step=10, snapshot=False)
 
 
-def _stream(client, model: str) -> str:
-    chunks = client.chat.completions.create(model=model, messages=ASK, max_tokens=12, stream=True)
+def _announce(r, registry, version_id: str) -> None:
+    """``version.stored`` for a stored version, folded into the versions projection the Models page reads."""
+    from services.registry.projection import VersionsProjection
+    from shared.bus import publish
+    from shared.events import Event, FileEntry, VersionStored
+    from shared.projection import ProjectionRunner
+
+    manifest = registry.manifest(version_id)
+    files = [FileEntry(**f) for f in manifest["files"]]
+    publish(r, Event.create("version.stored", VersionStored(
+        version_id=version_id, kind="adapter", step=manifest["lineage"]["step"], files=files,
+        manifest_key=f"manifests/{version_id}.json"), job_id=manifest["lineage"]["job_id"]))
+    ProjectionRunner(r, VersionsProjection()).catch_up()
+
+
+def _stream(client, model: str, max_tokens: int = 12) -> str:
+    chunks = client.chat.completions.create(model=model, messages=ASK, max_tokens=max_tokens, stream=True)
     return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
@@ -103,3 +119,48 @@ def test_unknown_trashed_foreign_and_unauthorised(gateway, tiny_model: Path, tmp
     res = httpx.post(f"{server.url}/api/playground/nowhere/v1/chat/completions", json={**body, "model": "base"},
                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
     assert res.status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs chromium")
+def test_models_page_try_it_streams_a_version_and_the_base_side_by_side(gateway, tiny_model: Path,
+                                                                      tmp_path: Path, r) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch_chromium, watched_page
+
+    server, registry = gateway
+    one = _version(registry, tiny_model, tmp_path, "job-one", 1)
+    _announce(r, registry, one)
+    client = _openai(server.url)
+    want = [_stream(client, one, 128), _stream(client, "base", 128)]  # what the page asks for
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = watched_page(browser, viewport={"width": 1400, "height": 1000})
+        page.add_init_script(f"localStorage.setItem('trainyard.token', {TOKEN!r})")
+        page.goto(f"{server.url}/#/models")
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        try:
+            page.wait_for_function("document.querySelector('select[aria-label=target]').options.length === 1")
+        except Exception:
+            dbg = page.evaluate("async () => [document.querySelectorAll('select[aria-label=target]').length,"
+                                " await (await fetch('/api/targets')).text()]")
+            raise AssertionError(f"{page.errors} {dbg}") from None
+        page.click(f"button[data-try='{one}']")
+        assert page.locator("select[aria-label='model A']").input_value() == one
+        assert page.locator("select[aria-label='model B']").input_value() == "base"
+        page.fill("textarea[aria-label=prompt]", ASK[0]["content"])
+        page.click("[data-testid=send]")
+        for testid, text in zip(("answer-a", "answer-b"), want, strict=True):
+            page.wait_for_function(f"document.querySelector('[data-testid={testid}]').textContent.length >= {len(text)}",
+                                   timeout=60_000)
+        assert [page.locator(f"[data-testid={t}]").text_content() for t in ("answer-a", "answer-b")] == want
+        page.select_option("select[aria-label='model A']", "base")
+        page.evaluate("(v) => { const o = document.createElement('option'); o.value = v; o.text = v;"
+                      " document.querySelector('select[aria-label=\"model B\"]').append(o); }", "v-missing")
+        page.select_option("select[aria-label='model B']", "v-missing")
+        page.click("[data-testid=send]")
+        page.wait_for_selector("[data-testid=error-b]:has-text('no version v-missing')", timeout=30_000)
+        assert page.locator("main img").count() == 0
+        assert [e for e in page.errors if "404" not in e] == []
+        browser.close()

@@ -53,7 +53,7 @@ export async function render(main, ids) {
   const detail = h("div", { "data-testid": "compare-detail" }, h("p", { class: "muted", text: "Pick an example to see each run's prediction." }));
   const charts = [overlay("loss", res, "loss"), overlay("exact", res, "exact"), overlay("learned", res, "learned")];
   section.append(
-    res.warnings.map((w) => h("p", { class: "warn", text: `warning: ${w}` })),
+    ...res.warnings.map((w) => h("p", { class: "warn", text: `warning: ${w}` })),
     h("p", { class: "muted", text: res.jobs.map((j) => `${j.letter} = ${j.job_id} (${j.n_examples} tracked, last step ${j.last_step})`).join(" · ")
       + ` · ${res.count} shared, ${res.changed} changed state · x axis: ${res.axis === "step" ? "step" : "fraction of training"}` }),
     h("div", { class: "row", "data-testid": "compare-chart" }, charts.map((c) => c.el)));

@@ -2,6 +2,7 @@
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { bytes, clear, h, table } from "../dom.js";
+import { playgroundPanel } from "../playground.js";
 
 export async function render(main) {
   const kind = h("select", { "aria-label": "kind" }, ["", "adapter", "base", "merged", "dataset"].map((k) => h("option", { value: k, text: k || "all kinds" })));
@@ -15,6 +16,9 @@ export async function render(main) {
     h("div", { class: "row" }, h("section", {}, h("h2", { text: "Lineage" }), side),
       h("section", {}, h("h2", { text: "Storage and backup" }), storage, backup)));
   let selected = null;
+  const all = await maybe("/api/versions?limit=500", null);
+  const play = playgroundPanel(all ? all.data : []);
+  main.append(play.el);
 
   async function refresh() {
     const params = new URLSearchParams({ limit: 500 });
@@ -52,7 +56,10 @@ export async function render(main) {
     const id = encodeURIComponent(v.version_id);
     const alias = h("input", { placeholder: "alias", size: 8, "aria-label": "alias" });
     const run = (path, body, msg) => act(`/api/versions/${id}/${path}`, body, msg).finally(() => setTimeout(refresh, 300));
-    return h("span", {},
+    const tryIt = v.kind === "adapter" || v.kind === "base"
+      ? h("button", { "data-try": v.version_id, disabled: v.status === "trashed",
+        onclick: () => play.tryVersion(v.kind === "base" ? "base" : v.version_id) }, "try it") : null;
+    return h("span", {}, tryIt,
       v.pinned ? h("button", { onclick: () => run("unprotect", {}, "unpinned") }, "unpin")
         : h("button", { onclick: () => run("protect", { reason: "pinned from the UI" }, "pinned") }, "pin"),
       v.status === "trashed" ? h("button", { onclick: () => run("restore", {}, "restored") }, "restore")
