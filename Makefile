@@ -36,3 +36,10 @@ down:
 
 clean:
 	rm -rf .state .demo .pytest_cache .ruff_cache
+
+# The web UI's JavaScript (eslint; scripts/lint-js.sh skips with a message where npm is missing). Added to
+# `lint` as a prerequisite so the lint recipe above stays as it is.
+.PHONY: lint-js
+lint: lint-js
+lint-js:
+	@bash scripts/lint-js.sh

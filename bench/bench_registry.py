@@ -12,6 +12,7 @@ Starts its own redis-server and SeaweedFS in a temporary directory.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -106,8 +107,11 @@ def bench_dedup(reg: Registry, base: Path) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(prog=CMD, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--upload-mb", type=int, default=int(os.environ.get("BENCH_UPLOAD_MB", "1024")),
+                    help="size of the upload_throughput file in MB (default: BENCH_UPLOAD_MB or 1024)")
+    size_mb = ap.parse_args().upload_mb
     os.environ.setdefault("TRAINYARD_DEV", "1")
-    size_mb = int(os.environ.get("BENCH_UPLOAD_MB", "1024"))
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         work = Path(tmp)
         rs = RedisServer(work / "redis").start()

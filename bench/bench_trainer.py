@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 import statistics
 import tempfile
@@ -96,6 +97,8 @@ class LatencyProbe(TrainerCallback):
 
 
 def main() -> None:
+    argparse.ArgumentParser(prog=CMD, description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp())
     model_dir = build_tiny_model(tmp / "model", hidden_size=128, layers=2)

@@ -55,6 +55,8 @@ class DatasetRef(Payload):
     format: str
     n_examples: int
     version_id: str | None = None  # registry dataset version, once stored
+    file_type: str = "jsonl"  # jsonl | json (a JSON array) | csv | parquet
+    n_tool_examples: int = 0  # examples that offer tools or hold tool calls
 
 
 class JobQueued(Payload):

@@ -64,8 +64,17 @@ def connect_redis(url: str) -> redis.Redis:
     return client
 
 
+def warn_about_replica(service: str, settings: CommonSettings) -> list[str]:
+    """Say loudly at start-up when the registry's replica is not a backup (each service that stores does)."""
+    warnings = settings.replica_warnings()
+    for line in warnings:
+        log.warning("%s: WARNING: %s", service, line)
+    return warnings
+
+
 def serve(service: str, settings: CommonSettings, loops: Sequence[Loop]) -> None:
     stopping = threading.Event()
+    warn_about_replica(service, settings)
 
     def on_signal(signum: int, _frame: object) -> None:
         if stopping.is_set():

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "trainyard-dev-secret"
@@ -33,6 +33,9 @@ class CommonSettings(BaseSettings):
     bucket: str = "trainyard"
     state_dir: Path = Path(".state")
     log_level: str = "INFO"
+    # where versions are copied (the registry's replica); None: the primary's own endpoint, which is no backup
+    replica_endpoint: str | None = None
+    replica_bucket: str = "trainyard-replica"
 
     @model_validator(mode="after")
     def _secrets_outside_dev(self) -> CommonSettings:
@@ -47,6 +50,27 @@ class CommonSettings(BaseSettings):
     def _secret_defaults(self) -> dict[str, str]:
         return {"s3_secret_key": DEV_S3_SECRET}
 
+    def replica_warnings(self) -> list[str]:
+        """Why the configured replica is not a backup: none configured, or it lives on the primary's server."""
+        if not self.replica_endpoint:
+            return ["no replica is configured (set TRAINYARD_REPLICA_ENDPOINT): versions are copied to bucket "
+                    f"{self.replica_bucket!r} on the primary's own server {self.s3_endpoint}, which is not a backup"]
+        if same_server(self.replica_endpoint, self.s3_endpoint):
+            return [f"the replica endpoint {self.replica_endpoint} is the primary's own server: bucket "
+                    f"{self.replica_bucket!r} there is not a backup (point TRAINYARD_REPLICA_ENDPOINT at another "
+                    "machine)"]
+        return []
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two S3 endpoints (``host:port``, with or without a scheme) name the same server."""
+    def norm(endpoint: str) -> str:
+        host = endpoint.strip().lower().split("://", 1)[-1].rstrip("/")
+        for alias in ("localhost", "[::1]", "0.0.0.0"):
+            host = host.replace(alias, "127.0.0.1")
+        return host
+    return norm(a) == norm(b)
+
 
 class TrainerSettings(CommonSettings):
     inbox_dir: Path = Path("inbox")
@@ -55,17 +79,19 @@ class TrainerSettings(CommonSettings):
     queues: tuple[str, ...] = ("high", "default", "low")
     inbox_poll_s: float = 1.0
     inbox_stable_s: float = 1.0  # a file must keep its size this long before it is picked up
+    inbox_orphan_s: float = 60.0  # a spec sidecar with no dataset of its name is rejected after this long
     keep_local_checkpoints: int = 2  # after the registry confirmed them
+    default_base_model: str | None = None  # a job spec without base_model trains this (`trainyard up` sets it)
     worker_name: str | None = None
 
 
 class RegistrySettings(CommonSettings):
-    replica_endpoint: str | None = None  # host:port of a second S3 server; None = same endpoint
-    replica_bucket: str = "trainyard-replica"
     replica_access_key: str | None = None
     replica_secret_key: str | None = None
     trash_retention_days: float = 7.0
-    best_metric: str = "eval_loss"
+    # what `best` follows: "auto" = the evaluator's held-out loss where a job has held-out examples, else the
+    # tracked training examples' loss; or a metric path of the snapshot aggregates / checkpoint metrics
+    best_metric: str = "auto"
     multipart_threshold_mb: int = 64
     bucket_budget_gb: float | None = None  # past it, `trainyard storage plan/apply` thins old checkpoints
     keep_last: int = 3  # per job, the newest versions a thinning plan always keeps
@@ -73,8 +99,10 @@ class RegistrySettings(CommonSettings):
 
 
 class EvaluatorSettings(CommonSettings):
-    max_new_tokens: int = 48
-    # a prediction stops this many tokens past its target's length (flagged truncated); None: max_new_tokens only
+    # the hard limit of a prediction's length (rows that reach it are flagged at_limit)
+    max_new_tokens: int = Field(default=512, ge=1)
+    # a prediction stops this many tokens past its target's length (flagged truncated), so a long target has
+    # room to be matched and a short one costs little; None: every row may take max_new_tokens
     answer_room: int | None = 16
     batch_size: int = 64  # rows per forward pass, fewer where gpu_memory_budget_mb says so
     device: str = "auto"  # auto | cpu | cuda
@@ -101,10 +129,14 @@ class DeployerSettings(CommonSettings):
 class InferenceSettings(BaseSettings):
     """The inference container runs on another machine: it needs no Redis or S3."""
 
-    model_config = SettingsConfigDict(env_prefix="TRAINYARD_INFERENCE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_INFERENCE_", extra="ignore", frozen=True,
+                                      populate_by_name=True)
 
     dev: bool = Field(default=False, validation_alias="TRAINYARD_DEV")
     base_model: str = ""
+    # the base model's id in /v1/models and responses; "" = its folder's name (a hub id as it is)
+    served_model_name: str = Field(default="", validation_alias=AliasChoices(
+        "TRAINYARD_SERVED_MODEL_NAME", "TRAINYARD_INFERENCE_SERVED_MODEL_NAME", "served_model_name"))
     host: str = "127.0.0.1"
     port: int = 8000
     token: str = DEV_SECRET
@@ -122,6 +154,14 @@ class InferenceSettings(BaseSettings):
         if not self.dev and self.token == DEV_SECRET:
             raise ValueError("TRAINYARD_INFERENCE_TOKEN must be set outside dev mode (or set TRAINYARD_DEV=1)")
         return self
+
+    def served_name(self) -> str:
+        """The public id of the base model: never a server path."""
+        if self.served_model_name:
+            return self.served_model_name
+        base = self.base_model.rstrip("/")
+        local = base.startswith(("/", ".", "~")) or Path(base).is_dir()
+        return Path(base).name if local else base
 
 
 class ApiSettings(CommonSettings):
@@ -144,6 +184,9 @@ class StackSettings(CommonSettings):
     inference_port: int = 8000
     dashboard_port: int = 9181
     bind: str = "127.0.0.1"
+    # the trainer's watched folders: beside where `trainyard up` runs unless set (TRAINYARD_INBOX_DIR, ...)
+    inbox_dir: Path = Path("inbox")
+    control_dir: Path = Path("control")
 
 
 S = TypeVar("S", bound=BaseSettings)

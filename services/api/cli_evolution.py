@@ -9,27 +9,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from services.api.cli_jobs import (
-    DEFAULT_URL,
-    ApiUrl,
-    AsJson,
-    Token,
-    client,
-    console,
-    emit,
-    fmt,
-    run,
-    sparkline,
-)
+from services.api.cli_common import ApiUrl, AsJson, Token, client, console, emit, run
+from services.api.cli_jobs import fmt, sparkline
 
 evolution_app = typer.Typer(help="What the model answers on each tracked example at every checkpoint.",
                             no_args_is_help=True)
 
 
 @evolution_app.command("list")
-def evolution_list(api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+def evolution_list(api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """Jobs with evolution snapshots."""
-    res = run(lambda: client(api_url, token).get("/api/evolution"))
+    res = run(lambda: client(api_url, token).evolution())
     if emit(res, as_json):
         return
     table = Table("job", "snapshots", "last step", "examples")
@@ -42,16 +32,16 @@ def evolution_list(api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: As
 @evolution_app.command("show")
 def evolution_show(job_id: Annotated[str, typer.Argument(help="job id")],
                    example: Annotated[int | None, typer.Argument(help="tracked example index")] = None,
-                   api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+                   api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """The job's learning curves, or one example's prediction at every step."""
     api = client(api_url, token)
     if example is not None:
-        res = run(lambda: api.get(f"/api/evolution/{job_id}/examples/{example}"))
+        res = run(lambda: api.example(job_id, example))
         if not emit(res, as_json):
             show_example(res)
         return
-    curve = run(lambda: api.get(f"/api/evolution/{job_id}/curve"))
-    worst = run(lambda: api.get(f"/api/evolution/{job_id}/examples", sort="-loss", limit=10))
+    curve = run(lambda: api.curve(job_id))
+    worst = run(lambda: api.examples(job_id, sort="-loss", limit=10))
     if emit({"curve": curve, "highest_loss": worst}, as_json):
         return
     show_curve(job_id, curve)
@@ -150,28 +140,28 @@ def diff_text(ops: list[dict[str, str]], prediction: str) -> Text:
 # --- deployments ------------------------------------------------------------------------------------------
 def deploy(version_id: Annotated[str, typer.Argument(help="version id (or alias target via the registry)")],
            target: Annotated[str, typer.Argument(help="target name from TRAINYARD_TARGETS")],
-           api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+           api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """Deploy a version to a target (pushed, loaded, verified; rolled back on failure)."""
-    res = run(lambda: client(api_url, token).post("/api/deployments", {"version_id": version_id, "target": target}))
+    res = run(lambda: client(api_url, token).deploy(version_id, target))
     if not emit(res, as_json):
         console.print(Text(f"deployment {res['deployment_id']} of {version_id} to {target} requested"))
 
 
 def rollback(target: Annotated[str, typer.Argument(help="target name")],
              to: Annotated[str | None, typer.Option("--to", help="deployment id to go back to")] = None,
-             api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+             api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """Roll a target back to an earlier verified deployment."""
-    res = run(lambda: client(api_url, token).post(f"/api/targets/{target}/rollback", {"to_deployment_id": to}))
+    res = run(lambda: client(api_url, token).rollback(target, to))
     if not emit(res, as_json):
         console.print(Text(f"rollback of {target} requested: {res.get('deployment_id')}"))
 
 
 def deployments(target: Annotated[str | None, typer.Option(help="only this target")] = None,
-                api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+                api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """Deployment history and what each target serves."""
     api = client(api_url, token)
-    res = run(lambda: api.get("/api/deployments", target=target, limit=100))
-    targets = run(lambda: api.get("/api/targets"))
+    res = run(lambda: api.deployments(target=target))
+    targets = run(lambda: api.targets())
     if emit({"targets": targets, "deployments": res}, as_json):
         return
     for t in targets:

@@ -8,38 +8,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from services.api.client import DEFAULT_URL, ApiClient
-from services.api.exceptions import ApiClientError
+from services.api.cli_common import ApiUrl, AsJson, Token, client, console, emit, err, fail, run
+from services.api.client import ApiClient
 
-console = Console()
-err = Console(stderr=True)
-
-ApiUrl = Annotated[str, typer.Option("--api-url", envvar="TRAINYARD_API_URL", help="REST API base URL")]
-Token = Annotated[str, typer.Option("--token", envvar="TRAINYARD_API_TOKEN", help="API bearer token",
-                                    show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 TERMINAL = {"completed", "failed", "cancelled", "skipped", "stopped"}
 BARS = "▁▂▃▄▅▆▇█"
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"trainyard: error: {' '.join(message.split())}", err=True)  # one line, never wrapped
-    return typer.Exit(1)
-
-
-def client(api_url: str, token: str) -> ApiClient:
-    return ApiClient(api_url, token or None)
-
-
-def emit(data: Any, as_json: bool) -> bool:
-    if as_json:
-        print(json.dumps(data, indent=2, default=str))
-    return as_json
+__all__ = ["ApiUrl", "AsJson", "Token", "client", "console", "emit", "fail", "fmt", "run", "sparkline"]
 
 
 def sparkline(values: list[Any]) -> str:
@@ -57,20 +35,15 @@ def fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def run(fn: Any) -> Any:
-    try:
-        return fn()
-    except ApiClientError as exc:
-        raise fail(str(exc)) from None
-
 
 # --- jobs -------------------------------------------------------------------------------------------------
-def submit(dataset: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL dataset")],
+def submit(dataset: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                                help="dataset: .jsonl, .json (an array), .csv or .parquet")],
            spec: Annotated[str, typer.Option(help='JobSpec overrides as JSON, e.g. {"max_steps": 200}')] = "{}",
            priority: Annotated[str, typer.Option(help="high | default | low")] = "default",
            name: Annotated[str | None, typer.Option(help="job name")] = None,
            wait: Annotated[bool, typer.Option("--wait", help="wait for the job to finish, with a progress bar")] = False,
-           api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+           api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """Upload a dataset and queue a training job on it."""
     try:
         json.loads(spec)
@@ -93,7 +66,7 @@ def wait_for(api: ApiClient, job_id: str, quiet: bool = False, poll_s: float = 1
                   TimeRemainingColumn(), console=err, disable=quiet) as bar:
         task = bar.add_task(job_id, total=None)
         while True:
-            job = run(lambda: api.get(f"/api/jobs/{job_id}"))
+            job = run(lambda: api.job(job_id))
             bar.update(task, completed=job.get("step") or 0, total=job.get("max_steps"),
                        description=f"{job_id} {job.get('state')}")
             if job.get("state") in TERMINAL:
@@ -102,9 +75,9 @@ def wait_for(api: ApiClient, job_id: str, quiet: bool = False, poll_s: float = 1
 
 
 def jobs(state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
-         limit: int = 50, api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+         limit: int = 50, api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """List jobs, newest first."""
-    res = run(lambda: client(api_url, token).get("/api/jobs", state=state, limit=limit))
+    res = run(lambda: client(api_url, token).jobs(state=state, limit=limit))
     if emit(res, as_json):
         return
     table = Table("job", "name", "state", "priority", "step", "loss")
@@ -115,9 +88,9 @@ def jobs(state: Annotated[str | None, typer.Option(help="only jobs in this state
     console.print(f"{res['count']} job(s)")
 
 
-def queue(api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+def queue(api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """The queue in the order the workers will take it."""
-    res = run(lambda: client(api_url, token).get("/api/queue", limit=1000))
+    res = run(lambda: client(api_url, token).queue())
     if emit(res, as_json):
         return
     table = Table("#", "job", "name", "priority", "state")
@@ -128,9 +101,9 @@ def queue(api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = Fa
 
 
 def control_command(action: str) -> Any:
-    def command(job_id: Annotated[str, typer.Argument(help="job id")], api_url: ApiUrl = DEFAULT_URL,
-                token: Token = "", as_json: AsJson = False) -> None:
-        res = run(lambda: client(api_url, token).post(f"/api/jobs/{job_id}/{action}"))
+    def command(job_id: Annotated[str, typer.Argument(help="job id")], api_url: ApiUrl = None,
+                token: Token = None, as_json: AsJson = False) -> None:
+        res = run(lambda: client(api_url, token).control(job_id, action))
         if not emit(res, as_json):
             console.print(Text(f"{action} {job_id}: {res.get('result')}"))
 
@@ -140,38 +113,40 @@ def control_command(action: str) -> Any:
 
 def priority(job_id: Annotated[str, typer.Argument()], level: Annotated[str, typer.Argument(help="high|default|low")],
              front: Annotated[bool, typer.Option("--front", help="to the front of its queue")] = False,
-             api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+             api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """Change a job's priority."""
-    res = run(lambda: client(api_url, token).post(f"/api/jobs/{job_id}/priority", {"priority": level, "front": front}))
+    res = run(lambda: client(api_url, token).set_priority(job_id, level, front))
     if not emit(res, as_json):
         console.print(Text(f"{job_id}: priority {res.get('result')}"))
 
 
 def logs(job_id: Annotated[str, typer.Argument()],
          follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing live metrics")] = False,
-         api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+         api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """A job's logged metrics (and, with -f, the live feed until the job ends)."""
     api = client(api_url, token)
-    job = run(lambda: api.get(f"/api/jobs/{job_id}"))
+    job = run(lambda: api.job(job_id))
     # the logged metrics so far, with the feed position they end at: following resumes exactly there
-    past = run(lambda: api.get("/api/events", job_id=job_id, types="metrics.*", limit=5000))
+    past = run(lambda: api.past_events(job_id=job_id, types="metrics.*"))
     for ev in past["data"]:
         _print_metric(ev["payload"], as_json)
     if not follow or job.get("state") in TERMINAL:
         return
     try:
-        for ev in api.events(job_id=job_id, types="metrics.*,job.*", since=past["last_id"]):
-            if ev["type"] == "metrics.logged":
-                _print_metric(ev["payload"], as_json)
-                continue
-            if not emit(ev, as_json):
-                console.print(Text(f"{ev['type']} {json.dumps(ev['payload'], default=str)}", style="bold"))
-            if ev["type"].removeprefix("job.") in TERMINAL:
-                return
-    except ApiClientError as exc:
-        raise fail(str(exc)) from None
+        run(lambda: _follow(api, job_id, past["last_id"], as_json))
     except KeyboardInterrupt:
         return
+
+
+def _follow(api: ApiClient, job_id: str, since: str, as_json: bool) -> None:
+    for ev in api.events(job_id=job_id, types="metrics.*,job.*", since=since):
+        if ev["type"] == "metrics.logged":
+            _print_metric(ev["payload"], as_json)
+            continue
+        if not emit(ev, as_json):
+            console.print(Text(f"{ev['type']} {json.dumps(ev['payload'], default=str)}", style="bold"))
+        if ev["type"].removeprefix("job.") in TERMINAL:
+            return
 
 
 def _print_metric(m: dict[str, Any], as_json: bool) -> None:

@@ -38,6 +38,10 @@ class ApiClientError(Exception):
     """The CLI's view of an API error (or an unreachable API); the message is one line."""
 
 
+class ApiUnreachable(ApiClientError):
+    """The API did not answer at all (refused, timed out, unknown host); the message says what to run."""
+
+
 def found(value: T | None, what: str) -> T:
     """``value``, or ``NotFound(what)`` when it is None (what a read function returns for an unknown id)."""
     if value is None:

@@ -30,6 +30,7 @@ from services.api.routes import (
     preview,
     queue,
     registry,
+    storage,
     versions,
 )
 from services.registry.client import RegistryClient
@@ -66,7 +67,8 @@ def create_app(settings: ApiSettings, targets: list[TargetConfig] | None = None)
 
     errors.install(app)
     observability.install(app, app.state.metrics)
-    for module in (health, preview, playground, jobs, queue, datasets, versions, evolution, deployments, registry, events):
+    for module in (health, preview, playground, jobs, queue, datasets, versions, evolution, deployments, registry,
+                   storage, events):
         app.include_router(module.router)
     app.include_router(deployments.targets_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -90,10 +92,11 @@ def render_index(settings: ApiSettings) -> str:
 def main() -> None:
     import uvicorn
 
-    from shared.runtime import setup_logging
+    from shared.runtime import setup_logging, warn_about_replica
 
     settings = load(ApiSettings)
     setup_logging("api", settings.log_level)
+    warn_about_replica("api", settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 

@@ -49,6 +49,11 @@ class JobCreate(BaseModel):
 
 class JobSubmitted(BaseModel):
     job_id: str
+    format: str | None = None  # the dataset format detected (chat, sharegpt, ...)
+    file_type: str | None = None  # jsonl | json | csv | parquet
+    n_examples: int | None = None
+    n_tool_examples: int | None = None
+    detected: str | None = None  # the same in words, as the UI shows it
 
 
 class Reprioritise(BaseModel):
@@ -127,6 +132,9 @@ class DatasetStoredPublic(BaseModel):
     sha256: str
     name: str
     n_examples: int | None = None
+    format: str | None = None
+    file_type: str | None = None
+    detected: str | None = None
 
 
 class AliasCreate(BaseModel):
@@ -224,12 +232,33 @@ class PendingBackup(Open):
     size: int | None = None
 
 
+class BackupRow(Open):
+    version_id: str
+    kind: str | None = None
+    name: str | None = None
+    size: int | None = None
+    replicated: bool
+
+
 class BackupStatus(Open):
     replica: str = Field(description="where the replica lives (endpoint/bucket)")
     total: int
     replicated: int
     pending: list[PendingBackup]
     pending_bytes: int
+    summary: str = Field(description="the replica's state in one sentence")
+    warnings: list[str] = Field(description="why the replica is not a backup (nothing replicated, no replica "
+                                            "configured, a replica on the primary's own server); empty when fine")
+    rows: list[BackupRow] = Field(default_factory=list, description="every version and whether the replica holds it")
+
+
+class BestAlias(Open):
+    version_id: str | None = Field(description="the version `best` names (None: not set yet)")
+    metric: str | None = Field(description="the metric that moved it there (e.g. heldout.loss)")
+    value: float | None = None
+    moved_at: str | None = None
+    configured: str = Field(description="TRAINYARD_BEST_METRIC (auto or a metric path)")
+    rule: str = Field(description="what best follows, in words")
 
 
 class VerifyReportPublic(Open):

@@ -23,7 +23,7 @@ class Case:
     example_id: str
     prompt: str
     expected: str
-    max_tokens: int | None = None  # the row's own generation limit when the evaluator cut it (answer_room)
+    max_tokens: int | None = None  # the row's own generation limit (its pred_len when the evaluator cut it)
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,18 @@ def build_cases(snapshot: dict[str, Any], tracked: dict[str, Any], tokenizer: An
         prompt = render(tokenizer, tracked_ex["messages"]).prompt
         cut = "truncated" in (ex.get("flags") or []) and int(ex.get("pred_len") or 0) > 0
         cases.append(Case(idx=int(ex["idx"]), example_id=str(ex.get("id", ex["idx"])), prompt=prompt,
-                          expected=str(ex["prediction"]).strip(), max_tokens=int(ex["pred_len"]) if cut else None))
+                          expected=str(ex["prediction"]).strip(), max_tokens=_max_tokens(ex, cut)))
     if not cases:
         raise PreflightError("the snapshot has no tracked examples with recorded predictions to verify against")
     return cases
+
+
+def _max_tokens(ex: dict[str, Any], cut: bool) -> int | None:
+    """A cut row is asked for exactly the tokens it got; any other row for its own generation limit (recorded
+    per row by the evaluator: target length + answer room, up to the hard limit), else the snapshot's."""
+    if cut:
+        return int(ex["pred_len"])
+    return int(ex["limit"]) if ex.get("limit") else None
 
 
 def normalise(text: str, eos: str | None) -> str:

@@ -21,9 +21,11 @@ from typing import Any
 
 import redis
 
+from services.evaluator import budget
 from services.evaluator import snapshot as snap
 from services.evaluator.engine import Engine, Item
 from services.evaluator.exceptions import SnapshotInputError
+from services.evaluator.greedy import context_length
 from services.evaluator.metrics import SemanticScorer
 from services.evaluator.models import ADAPTER_FILES, ModelCache, check_adapter_files
 from services.registry.client import IntegrityError, NotFoundError, RegistryClient
@@ -115,7 +117,13 @@ class Capturer:
              tracked: dict[str, Any], base_model: str, t0: float) -> dict[str, Any]:
         t_load = time.perf_counter()
         rendered = self._render(req.job_id, base_model, tokenizer, examples)
-        engine = Engine(model, tokenizer, max_new_tokens=self.settings.max_new_tokens,
+        budgets = budget.row_budgets(
+            budget.token_lengths(tokenizer, [x.target for x in rendered]),
+            budget.token_lengths(tokenizer, [x.prompt for x in rendered]), hard_limit=self.settings.max_new_tokens,
+            answer_room=self.settings.answer_room, context=context_length(model, tokenizer))
+        # the engine's own limit is the longest row's (its batches and prompt room are sized by it); each row
+        # stops at its own: target + answer room, at most the hard limit and what the context leaves
+        engine = Engine(model, tokenizer, max_new_tokens=max((b.limit for b in budgets), default=1),
                         batch_size=self.settings.batch_size, memory_budget_mb=self.settings.gpu_memory_budget_mb,
                         answer_room=self.settings.answer_room)
         scored, generated = engine.evaluate([Item(x.prompt, x.target) for x in rendered])
@@ -128,6 +136,7 @@ class Capturer:
         questions = [x.prompt if is_plain_text(ex.messages) else None for ex, x in zip(examples, rendered, strict=True)]
         rows = [snap.example_row(ex, t, s, g, sem, q)
                 for ex, t, s, g, sem, q in zip(examples, targets, scored, generated, sims, questions, strict=True)]
+        budget.flag_limits(rows, budgets)
         timing = {"load_s": t_load - t0, "model_s": t_model - t_load, "semantic_s": t_semantic - t_model}
         return snap.build_doc(
             job_id=req.job_id, version_id=req.version_id, step=req.step,

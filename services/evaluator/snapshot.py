@@ -119,9 +119,12 @@ def build_doc(
 
 
 def dataset_label(tracked: dict[str, Any], spec: dict[str, Any] | None, job_id: str) -> str:
-    """The directory name of the old export layout ``data/evolution_snapshots/<dataset>/``."""
-    raw = (tracked.get("dataset") or tracked.get("dataset_name") or (spec or {}).get("dataset_name")
-           or (spec or {}).get("dataset") or tracked.get("dataset_sha256", "")[:12] or job_id)
+    """The directory name of the old export layout ``data/evolution_snapshots/<dataset>/``: the dataset's name
+    (the stem of the submitted file, recorded in the tracked document by the trainer); for documents written
+    before it was recorded, the job's name; the dataset hash only when neither is known."""
+    spec = spec or {}
+    raw = (tracked.get("dataset_name") or tracked.get("dataset") or spec.get("dataset_name") or spec.get("name")
+           or tracked.get("dataset_sha256", "")[:12] or job_id)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(raw).rsplit("/", 1)[-1]).strip("._") or job_id
     return name.removesuffix(".jsonl")
 

@@ -63,11 +63,11 @@ def base_info(name: str, model: Any) -> BaseInfo:
                     hidden_size=int(getattr(cfg, "hidden_size", 0)), modules=modules)
 
 
-def check_name(name: str, base_name: str) -> str:
+def check_name(name: str, *base_names: str) -> str:
     if not NAME_RE.match(name):
         raise BadRequestError(
             f"invalid lora_name {name!r}: use 1-128 letters, digits and . _ : @ + - (starting with a letter or digit)")
-    if name in RESERVED_NAMES or name == base_name:
+    if name in RESERVED_NAMES or name in base_names:
         raise BadRequestError(f"lora_name {name!r} is reserved for the base model")
     return name
 

@@ -60,7 +60,8 @@ class Engine:
         self.settings = settings
         self.metrics = metrics
         self.device = pick_device(settings.device)
-        self.base_id = settings.base_model
+        self.base_id = settings.base_model  # where the base is loaded from (kept internal: a server path)
+        self.served_name = settings.served_name()  # the base's public id
         self.tokenizer: Any = None
         self.base_info: BaseInfo | None = None
         self.load_error: str | None = None
@@ -118,11 +119,11 @@ class Engine:
         """The public model name a request's ``model`` field selects ("base" for the base)."""
         if not self.ready:
             raise NotReadyError(self.load_error or "the base model is still loading")
-        if model in (BASE, self.base_id, ""):
+        if model in (BASE, self.served_name, self.base_id, ""):
             return BASE
         if model in self._adapters:
             return model
-        raise ModelNotFoundError(f"model {model!r} is neither the base ({self.base_id!r}) nor a loaded adapter")
+        raise ModelNotFoundError(f"model {model!r} is neither the base ({self.served_name!r}) nor a loaded adapter")
 
     def submit(self, req: GenRequest) -> None:
         with self._cond:

@@ -71,7 +71,7 @@ def prepare(engine: Engine, body: _OpenAIRequest, prompt: str, default_tokens: i
     req = GenRequest(model=model, prompt_ids=list(ids), max_new_tokens=wanted, sink=sink,
                      temperature=body.temperature, top_p=body.top_p, stop=body.stop_list(), stream=body.stream)
     engine.submit(req)
-    return Job(req=req, sink=sink, model_label=engine.base_id if model == BASE else model)
+    return Job(req=req, sink=sink, model_label=engine.served_name if model == BASE else model)
 
 
 async def result_of(job: Job, metrics: Metrics) -> GenResult:

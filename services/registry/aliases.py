@@ -11,7 +11,7 @@ from typing import Any
 from services.registry.context import Registry
 from services.registry.exceptions import NotFoundError, TrashedError
 from services.registry.projection import get_aliases
-from services.registry.versioning import check_alias, is_better, metric_value, now_iso
+from services.registry.versioning import best_metric_for, check_alias, is_better, metric_value, now_iso
 from shared.events import AliasMoved, Event
 
 
@@ -48,10 +48,14 @@ def remove_alias(reg: Registry, alias: str, cause: Event | None = None) -> Event
     return reg.emit("alias.moved", AliasMoved(alias=alias, version_id=version_id, removed=True), cause=cause)
 
 
-def consider_best(reg: Registry, version_id: str, metrics: dict[str, Any] | None,
-                  cause: Event | None = None) -> Event | None:
-    """Move ``best`` to ``version_id`` if its value of the configured metric beats the current best's."""
-    metric = reg.settings.best_metric
+def consider_best(reg: Registry, version_id: str, metrics: dict[str, Any] | None, cause: Event | None = None,
+                  spec_metric: str | None = None) -> Event | None:
+    """Move ``best`` to ``version_id`` if its value of the best metric beats the current best's.
+
+    The metric is the job spec's ``best_metric``, else the ``TRAINYARD_BEST_METRIC`` setting; ``auto`` (the
+    default) is the held-out loss of the evaluator's snapshot where the job has held-out examples, else the
+    tracked training examples' loss (``best_metric_for``)."""
+    metric = best_metric_for(spec_metric or reg.settings.best_metric, metrics)
     value = metric_value(metrics, metric)
     if value is None:
         return None

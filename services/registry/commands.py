@@ -10,8 +10,9 @@ and events). Each takes a ``Registry`` (``Registry.open(settings)``) first::
 from __future__ import annotations
 
 from services.registry.aliases import remove_alias, set_alias
+from services.registry.backup import backup_status, best_status
 from services.registry.context import Registry
-from services.registry.diskguard import GcItem, gc
+from services.registry.diskguard import GcItem, describe, gc, judge
 from services.registry.lifecycle import (
     PurgeResult,
     protect,
@@ -24,18 +25,18 @@ from services.registry.lifecycle import (
 from services.registry.maintenance import (
     RebuildFromS3Report,
     VerifyReport,
-    backup_status,
     inventory,
     rebuild_from_s3,
     verify,
 )
 from services.registry.replica import replicate_pending, replicate_version
-from services.registry.transfer import export, import_dir
+from services.registry.transfer import export, import_dir, merge_adapter
 from shared.events import Event
 
 __all__ = [
-    "GcItem", "PurgeResult", "RebuildFromS3Report", "Registry", "VerifyReport", "backup_status", "export", "gc",
-    "import_dir", "inventory", "move_alias", "protect", "protection_reasons", "purge", "rebuild_from_s3",
+    "GcItem", "PurgeResult", "RebuildFromS3Report", "Registry", "VerifyReport", "backup_status", "best_status",
+    "describe", "export", "gc", "import_dir", "inventory", "judge", "merge_adapter", "move_alias", "protect",
+    "protection_reasons", "purge", "rebuild_from_s3",
     "remove_alias", "replicate_pending", "replicate_version", "restore", "trash", "unprotect", "verify",
 ]
 

@@ -30,28 +30,54 @@ class GcItem:
 def gc(reg: Registry, paths: list[Path], dry_run: bool = True, progress: Progress | None = None) -> list[GcItem]:
     """Free local directories only where every file is stored in a live (not trashed) version and its blob
     is present in the bucket with the same size and recorded sha256. Dry run by default."""
-    manifests, blobs = blob_index(reg)
-    live = {vid for vid in manifests if not reg.primary.get_state(vid).get("trashed_at")}
-    items = []
-    for root in paths:
-        items.append(_gc_one(reg, Path(root), blobs, live, manifests, dry_run, progress))
-    return items
+    listed = [describe(Path(root), progress) for root in paths]
+    items = judge(reg, [d for d in listed if isinstance(d, dict)])
+    verdicts = iter(items)
+    out = [d if isinstance(d, GcItem) else next(verdicts) for d in listed]
+    if not dry_run:
+        for item in out:
+            if item.safe:
+                shutil.rmtree(item.path)
+                item.removed = True
+    return out
 
 
-def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: dict, dry_run: bool,
-            progress: Progress | None) -> GcItem:
+def describe(root: Path, progress: Progress | None = None) -> dict | GcItem:
+    """A local directory as ``{"path", "files": [{"path", "sha256", "size"}]}`` (what ``judge`` takes), or
+    the reason it is kept without asking the bucket."""
     if not root.is_dir():
         return GcItem(str(root), False, 0, "not a directory")
     try:
         files = storage.list_files(root)
     except ValueError as exc:
         return GcItem(str(root), False, 0, f"kept: {exc}")
-    replicated = cache(lambda vid: replica_has(reg, manifests[vid]))
-    total, versions, problems = 0, set(), []
+    if not files:
+        return GcItem(str(root), False, 0, "kept: empty directory (nothing to free)")
+    described = []
     for p in files:
         rel, size = p.relative_to(root).as_posix(), p.stat().st_size
+        described.append({"path": rel, "sha256": storage.sha256_file(p), "size": size})
+        if progress:
+            progress(rel, size)
+    return {"path": str(root), "files": described}
+
+
+def judge(reg: Registry, dirs: list[dict]) -> list[GcItem]:
+    """Whether each described directory may be freed (``safe``) and why; deletes nothing. The CLI hashes
+    its own folders (``describe``) and asks this through the API."""
+    if not dirs:
+        return []
+    manifests, blobs = blob_index(reg)
+    live = {vid for vid in manifests if not reg.primary.get_state(vid).get("trashed_at")}
+    return [_verdict(reg, d["path"], d["files"], blobs, live, manifests) for d in dirs]
+
+
+def _verdict(reg: Registry, root: str, files: list[dict], blobs: dict, live: set[str], manifests: dict) -> GcItem:
+    replicated = cache(lambda vid: replica_has(reg, manifests[vid]))
+    total, versions, problems = 0, set(), []
+    for f in files:
+        rel, size, digest = f["path"], int(f["size"]), f["sha256"]
         total += size
-        digest = storage.sha256_file(p)
         info = blobs.get(digest)
         owners = set(info["versions"]) & live if info else set()
         stat = reg.primary.stat_blob(digest) if owners else None
@@ -65,15 +91,11 @@ def _gc_one(reg: Registry, root: Path, blobs: dict, live: set[str], manifests: d
                             "second copy (see `trainyard backup status`)")
         else:
             versions.update(backed)
-        if progress:
-            progress(rel, size)
     if not files:
-        return GcItem(str(root), False, 0, "kept: empty directory (nothing to free)")
+        return GcItem(root, False, 0, "kept: empty directory (nothing to free)")
     if problems:
-        return GcItem(str(root), False, total, "kept: " + "; ".join(problems[:5])
+        return GcItem(root, False, total, "kept: " + "; ".join(problems[:5])
                       + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
     reason = (f"safe: all {len(files)} files ({total} bytes) are stored and verified in version(s) "
               f"{', '.join(sorted(versions))}, and in the replica")
-    if not dry_run:
-        shutil.rmtree(root)
-    return GcItem(str(root), True, total, reason, removed=not dry_run)
+    return GcItem(root, True, total, reason)

@@ -93,7 +93,7 @@ def on_checkpoint_saved(reg: Registry, event: Event) -> None:
                            lineage=lineage)
     version_id = stored.manifest["version_id"]
     set_alias(reg, "latest", version_id, cause=event)
-    consider_best(reg, version_id, p.metrics, cause=event)
+    consider_best(reg, version_id, p.metrics, cause=event, spec_metric=(p.spec or {}).get("best_metric"))
     publish_stored(reg, event.id, stored, cause=event)
     log.info("checkpoint %s (job %s step %d) -> version %s, %d bytes uploaded", event.id, event.job_id, p.step,
              version_id, stored.bytes_uploaded)
@@ -112,7 +112,8 @@ def on_snapshot_captured(reg: Registry, event: Event) -> None:
     p = event.typed()
     assert isinstance(p, SnapshotCaptured)
     if p.version_id and reg.primary.has_manifest(p.version_id):
-        consider_best(reg, p.version_id, p.aggregates, cause=event)
+        spec = (reg.primary.manifest(p.version_id).get("lineage") or {}).get("spec") or {}
+        consider_best(reg, p.version_id, p.aggregates, cause=event, spec_metric=spec.get("best_metric"))
 
 
 def handlers(reg: Registry) -> dict[str, Handler]:

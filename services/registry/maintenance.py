@@ -187,17 +187,3 @@ def inventory(reg: Registry) -> dict[str, Any]:
         "stored_bytes": sum(b["size"] for b in blobs.values()), "blobs": len(blobs),
         "primary": reg.primary.location, "replica": reg.replica.location,
     }
-
-
-def backup_status(reg: Registry) -> dict[str, Any]:
-    """Which versions the replica does not hold yet."""
-    pending = []
-    total = 0
-    for vid in reg.primary.list_version_ids():
-        total += 1
-        if not reg.replica.has_manifest(vid):
-            m = reg.primary.manifest(vid)
-            pending.append({"version_id": vid, "kind": m["kind"], "name": m.get("name", ""),
-                            "size": sum(f["size"] for f in m["files"])})
-    return {"replica": reg.replica.location, "total": total, "replicated": total - len(pending),
-            "pending": pending, "pending_bytes": sum(p["size"] for p in pending)}

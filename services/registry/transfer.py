@@ -69,7 +69,7 @@ def export(reg: Registry, version_id: str, dest: Path, merged: bool = False) -> 
     with tempfile.TemporaryDirectory(dir=reg.tmp_dir) as tmp:
         adapter = reg.primary.materialize(version_id, Path(tmp) / "adapter")
         base = _base_dir(reg, manifest, adapter, Path(tmp) / "base")
-        _merge(base, adapter, dest)
+        merge_adapter(base, adapter, dest)
     return dest
 
 
@@ -93,7 +93,8 @@ def _base_dir(reg: Registry, manifest: dict[str, Any], adapter: Path, scratch: P
                         "a stored base version nor a local directory: `trainyard registry import` it first")
 
 
-def _merge(base: Path, adapter: Path, dest: Path) -> None:
+def merge_adapter(base: Path, adapter: Path, dest: Path) -> None:
+    """Merge a LoRA adapter directory into its base model and save the result to ``dest`` as safetensors."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

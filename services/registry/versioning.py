@@ -123,6 +123,19 @@ def metric_value(metrics: Mapping[str, Any] | None, name: str) -> float | None:
     return float(cur)
 
 
+AUTO_BEST = "auto"
+AUTO_BEST_RULE = ("the evaluator's held-out loss (heldout.loss) where the job has held-out examples, "
+                  "else the tracked training examples' loss (train.loss); lower is better")
+
+
+def best_metric_for(configured: str, metrics: Mapping[str, Any] | None) -> str:
+    """The metric ``best`` compares for one candidate: ``configured`` itself, or for ``auto`` the snapshot's
+    held-out loss when it has one, else its tracked training examples' loss."""
+    if configured != AUTO_BEST:
+        return configured
+    return "heldout.loss" if metric_value(metrics, "heldout.loss") is not None else "train.loss"
+
+
 def lower_is_better(metric: str) -> bool:
     leaf = metric.rsplit(".", 1)[-1].lower()
     return any(w in leaf for w in ("loss", "perplexity", "error", "distance", "latency"))

@@ -32,6 +32,7 @@ def demo_model(
     shape: str = typer.Option("tiny", help="tiny (fast tests, local tokenizer) | qwen3-0.6b (the exact "
                                            "Qwen3-0.6B architecture) | qwen3-0.6b-narrow (real width and "
                                            "vocabulary, 2 layers); the qwen3 shapes carry the real Qwen tokenizer"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Build a random-init Qwen3 from config with its tokenizer; nothing is downloaded."""
     from shared.realshape import SHAPES, TokenizerSourceMissing, build_model
@@ -40,11 +41,14 @@ def demo_model(
         err.print(f"[red]unknown --shape {shape!r}:[/red] one of {', '.join(SHAPES)}")
         raise typer.Exit(2)
     try:
-        with console.status(f"building the {shape} model"):
+        with err.status(f"building the {shape} model"):
             path = build_model(out_dir, shape=shape)
     except TokenizerSourceMissing as exc:
         err.print(f"[red]demo-model:[/red] {exc}")
         raise typer.Exit(1) from None
+    if as_json:
+        console.print_json(json.dumps({"shape": shape, "path": str(path)}))
+        return
     console.print(f"{shape} Qwen3 written to [bold]{path}[/bold]")
 
 
@@ -54,6 +58,7 @@ def up(
                                         "default: the tiny demo model, built if missing"),
     state_dir: Path | None = typer.Option(None, help="where logs, data and stack.json live"),
     detach: bool = typer.Option(False, "--detach", "-d", help="return once healthy, leave the stack running"),
+    as_json: bool = typer.Option(False, "--json", help="print the stack's URLs, paths and processes as JSON"),
 ) -> None:
     """Start redis, S3 and every service on this machine (no Docker); Ctrl-C or `trainyard down` stops."""
     from services.stack.supervisor import Stack, down
@@ -63,30 +68,40 @@ def up(
         base_model = str(_ensure_demo_model(settings.state_dir / "models" / "tiny-qwen3"))
     stack = Stack(settings, base_model=base_model)
     try:
-        with console.status("starting the stack") as st:
+        with err.status("starting the stack") as st:
             state = stack.up(progress=lambda m: st.update(m))
     except Exception as exc:  # noqa: BLE001 - one clear line, then clean up what started
         err.print(f"[red]trainyard up failed:[/red] {exc}")
         down(settings.state_dir)
         raise typer.Exit(1) from None
-    _print_urls(state)
+    _print_urls(state, as_json, warnings=settings.replica_warnings())
     if detach:
         return
-    console.print("Ctrl-C stops everything.")
+    err.print("Ctrl-C stops everything.")
     try:
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
-        console.print("stopping…")
+        err.print("stopping…")
     finally:
         down(settings.state_dir)
 
 
-def _print_urls(state) -> None:
+def _print_urls(state, as_json: bool = False, warnings: list[str] | None = None) -> None:
+    """What `trainyard up` prints once the stack is healthy (the one place that says it); ``warnings`` (a
+    replica that is not a backup) go to stderr, loudly, and into the JSON."""
+    for line in warnings or []:
+        err.print(f"[bold red]WARNING[/bold red]: {line}", soft_wrap=True)
+    if as_json:
+        console.print_json(json.dumps({**state.public(), "warnings": list(warnings or [])}))
+        return
     console.print(f"web UI      [bold]{state.api_url}[/bold]")
     console.print(f"inference   {state.inference_url}")
     console.print(f"rq-dashboard {state.dashboard_url}")
     console.print(f"redis       {state.redis_url}   S3 {state.s3_endpoint}   logs {state.state_dir}/logs")
+    # paths on one line whatever the terminal's width, so they can be copied
+    console.print(f"inbox       [bold]{state.inbox_dir}[/bold]   (drop a .jsonl here to train it)", soft_wrap=True)
+    console.print(f"control     {state.control_dir}   (touch pause, resume, stop or skip)", soft_wrap=True)
 
 
 def _ensure_demo_model(path: Path) -> Path:
@@ -97,11 +112,15 @@ def _ensure_demo_model(path: Path) -> Path:
     return path.resolve()
 
 
-def stack_down(state_dir: Path | None = typer.Option(None)) -> None:
+def stack_down(state_dir: Path | None = typer.Option(None),
+               as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Stop the stack started by `trainyard up`."""
     from services.stack.supervisor import down
 
     stopped = down(_state_dir(state_dir))
+    if as_json:
+        console.print_json(json.dumps({"stopped": stopped}))
+        return
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
@@ -114,7 +133,7 @@ def stack_status(state_dir: Path | None = typer.Option(None), as_json: bool = ty
         console.print_json(json.dumps(rows))
         return
     if not rows:
-        console.print("no stack recorded here (trainyard up starts one)")
+        err.print(f"no stack running from {_state_dir(state_dir)} (`trainyard up` starts one)")
         raise typer.Exit(1)
     table = Table("process", "pid", "port", "state", "log")
     for row in rows:
@@ -127,12 +146,15 @@ def stack_status(state_dir: Path | None = typer.Option(None), as_json: bool = ty
 
 def rebuild(apply: bool = typer.Option(False, "--apply", help="replace the live views with the rebuilt ones"),
             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Replay the event log into fresh projections and compare them with the live ones."""
+    """Replay the event log into fresh projections and compare them with the live ones. Needs Redis directly
+    (run it where the stack runs; found via stack.json)."""
+    from services.api.connect import direct_env
     from services.stack.projections import all_projections
     from shared.projection import rebuild as do_rebuild
     from shared.runtime import connect_redis
     from shared.settings import CommonSettings
 
+    os.environ.update(direct_env())
     settings = load(CommonSettings)
     r = connect_redis(settings.redis_url)
     reports = do_rebuild(r, all_projections(settings), apply=apply)
@@ -152,13 +174,23 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="leave the stack running after the demo"),
     state_dir: Path = typer.Option(Path(".demo"), help="state directory of the demo stack"),
     steps: int = typer.Option(200, help="training steps"),
+    as_json: bool = typer.Option(False, "--json", help="progress on stderr, the result as JSON on stdout"),
 ) -> None:
     """The whole flow on the tiny model: inbox → train → versions → snapshots → deploy + verify."""
     from services.stack.demo import run_demo
 
-    result = run_demo(state_dir=state_dir, keep=keep, steps=steps, console=console)
+    result = run_demo(state_dir=state_dir, keep=keep, steps=steps, console=err if as_json else console)
+    if as_json:
+        console.print_json(json.dumps(_demo_json(result), default=str))
     if result is None or not result.ok:
         raise typer.Exit(1)
+
+
+def _demo_json(result) -> dict:
+    if result is None:
+        return {"ok": False}
+    return {"ok": result.ok, "api_url": result.api_url, "job": result.job, "versions": result.versions,
+            "deployment": result.deployment, "evolution": result.points}
 
 
 def register(app: typer.Typer) -> None:

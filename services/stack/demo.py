@@ -96,7 +96,8 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
         down(state_dir)
     for sub in ("redis", "s3", "inbox", "control", "checkpoints", "inference", "logs"):
         shutil.rmtree(state_dir / sub, ignore_errors=True)
-    settings = StackSettings(dev=True, state_dir=state_dir, **_ports("127.0.0.1"))
+    settings = StackSettings(dev=True, state_dir=state_dir, inbox_dir=state_dir / "inbox",
+                             control_dir=state_dir / "control", **_ports("127.0.0.1"))
     model_dir = state_dir / "models" / "tiny-qwen3"
     if not (model_dir / "config.json").exists():
         with console.status("building the tiny Qwen3 (random init, local BPE tokenizer)"):
@@ -110,7 +111,7 @@ def run_demo(state_dir: Path, keep: bool, steps: int, console: Console) -> DemoR
             state = stack.up(progress=lambda m: st.update(f"starting the stack: {m}"))
         console.print(f"stack up in {time.monotonic() - t0:.0f}s (logs in {state_dir}/logs)")
         r = redis.Redis.from_url(state.redis_url, decode_responses=False)
-        drop_in_inbox(state_dir / "inbox", demo_spec(model_dir, steps))
+        drop_in_inbox(Path(state.inbox_dir), demo_spec(model_dir, steps))
         console.print("dropped demo.jsonl (55 chat pairs) and demo.yaml into the inbox")
         job = _wait("the inbox file to become a job", lambda: (list_jobs(r) or [None])[0], 120)
         job_id = job["id"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from services.stack.servers import RedisServer, S3Server, ServerError, port_open
-from shared.settings import StackSettings
+from shared.settings import DEV_SECRET, StackSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,10 @@ class StackState:
     api_url: str
     inference_url: str
     dashboard_url: str
+    inbox_dir: str = ""
+    control_dir: str = ""
     procs: list[ProcInfo] = field(default_factory=list)
+    api_token: str = ""  # so the CLI on this machine finds the API and its token (services/api/connect.py)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackState | None:
@@ -58,7 +61,14 @@ class StackState:
 
     def save(self) -> None:
         path = Path(self.state_dir) / "stack.json"
-        path.write_text(json.dumps(asdict(self), indent=1))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the API token
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self), indent=1))
+
+    def public(self) -> dict:
+        """What ``trainyard up --json`` prints: the URLs, paths and processes (never the token)."""
+        return {k: v for k, v in asdict(self).items() if k != "api_token"}
 
 
 def alive(pid: int) -> bool:
@@ -103,9 +113,10 @@ class Stack:
             "TRAINYARD_INFERENCE_HOST": host,
             "TRAINYARD_INFERENCE_PORT": str(s.inference_port),
             "TRAINYARD_INFERENCE_BASE_MODEL": self.base_model,
+            "TRAINYARD_DEFAULT_BASE_MODEL": os.environ.get("TRAINYARD_DEFAULT_BASE_MODEL", self.base_model),
             "TRAINYARD_INFERENCE_ADAPTERS_DIR": str(self.state_dir / "inference" / "adapters"),
-            "TRAINYARD_INBOX_DIR": os.environ.get("TRAINYARD_INBOX_DIR", str(self.state_dir / "inbox")),
-            "TRAINYARD_CONTROL_DIR": os.environ.get("TRAINYARD_CONTROL_DIR", str(self.state_dir / "control")),
+            "TRAINYARD_INBOX_DIR": str(s.inbox_dir.resolve()),
+            "TRAINYARD_CONTROL_DIR": str(s.control_dir.resolve()),
             "TRAINYARD_CHECKPOINTS_DIR": os.environ.get("TRAINYARD_CHECKPOINTS_DIR",
                                                         str(self.state_dir / "checkpoints")),
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
@@ -132,7 +143,13 @@ class Stack:
             state_dir=str(self.state_dir), redis_url="", s3_endpoint=s.s3_endpoint,
             api_url=f"http://{host}:{s.api_port}", inference_url=f"http://{host}:{s.inference_port}",
             dashboard_url=f"http://{host}:{s.dashboard_port}",
+            api_token=self.env().get("TRAINYARD_API_TOKEN") or (DEV_SECRET if s.dev else ""),
         )
+        env = self.env()
+        for name in ("inbox_dir", "control_dir"):
+            folder = Path(env[f"TRAINYARD_{name.upper()}"])
+            folder.mkdir(parents=True, exist_ok=True)
+            setattr(self.state, name, str(folder))
         note = progress or (lambda msg: log.info(msg))
         note(f"redis-server on {host}:{s.redis_port}")
         redis_srv = RedisServer(self.state_dir / "redis", port=s.redis_port, host=host).start()

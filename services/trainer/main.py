@@ -25,7 +25,7 @@ from services.trainer.worker import OrphanReaper, TrainerWorker
 from shared import streams
 from shared.bus import Consumer, ConsumerConfig
 from shared.projection import ProjectionRunner
-from shared.runtime import Loop, connect_redis, setup_logging
+from shared.runtime import Loop, connect_redis, setup_logging, warn_about_replica
 from shared.settings import TrainerSettings, load
 from shared.storage import s3_client
 
@@ -67,6 +67,7 @@ class _StopAll:
 def main() -> None:
     settings = load(TrainerSettings)
     setup_logging("trainer", settings.log_level)
+    warn_about_replica("trainer", settings)
     connect_redis(settings.redis_url)  # wait (with backoff) until Redis answers at all
     resilient.set_patience(resilient.WORKER_PATIENCE_S)  # from here on, ride out Redis restarts
 

@@ -19,7 +19,7 @@ from minio import Minio
 from services.registry.client import RegistryClient
 from services.trainer import checkpoints, diskfull, jobstore, outcomes
 from services.trainer.callback import JobContext, TokenCounter, TrainyardCallback
-from services.trainer.datasets import ValidatedDataset, load_and_validate
+from services.trainer.datasets import ValidatedDataset, load_stored
 from services.trainer.emit import emit
 from services.trainer.features import build_features, collator, use_packed_attention
 from services.trainer.spec import JobSpec
@@ -55,7 +55,7 @@ def fetch_dataset(settings: TrainerSettings, s3: Minio, sha256: str, fmt: str | 
     path = settings.state_dir / "trainer" / "datasets" / f"{sha256}.jsonl"
     if not (path.is_file() and storage.sha256_file(path) == sha256):
         RegistryClient(s3, settings.bucket).fetch_blob(sha256, path)
-    return load_and_validate(path, fmt)
+    return load_stored(path, fmt)
 
 
 def build_model(spec: JobSpec, device: str) -> tuple[Any, Any]:
@@ -93,7 +93,7 @@ def training_args(spec: JobSpec, output_dir: Path, device: str) -> Any:
 
 
 def write_tracked(settings: TrainerSettings, s3: Minio, job_id: str, spec: JobSpec,
-                  dataset: ValidatedDataset) -> str:
+                  dataset: ValidatedDataset, dataset_name: str | None = None) -> str:
     """Write ``tracked/<job_id>.json`` once (a resumed job keeps the document of its first start)."""
     key = storage.tracked_key(job_id)
     registry = RegistryClient(s3, settings.bucket)
@@ -103,8 +103,15 @@ def write_tracked(settings: TrainerSettings, s3: Minio, job_id: str, spec: JobSp
     if spec.tracked.heldout_sha256:
         heldout = fetch_dataset(settings, s3, spec.tracked.heldout_sha256, None).examples
     train_ex = select(dataset.examples, spec.tracked.count, spec.tracked.seed)
-    registry.put_json(key, document(job_id, dataset.sha256, spec.tracked.seed, train_ex, heldout))
+    registry.put_json(key, document(job_id, dataset.sha256, spec.tracked.seed, train_ex, heldout,
+                                     dataset_name=dataset_name or spec.name))
     return key
+
+
+def _file_stem(ref: Any) -> str | None:
+    """The stem of the submitted file named by the job's dataset ref (``{"path": ...}``), if any."""
+    path = ref.get("path") if isinstance(ref, dict) else None
+    return Path(str(path)).stem or None if path else None
 
 
 # -- the job ------------------------------------------------------------------------------------------
@@ -133,7 +140,7 @@ def train(settings: TrainerSettings, r: redis.Redis, s3: Minio, job_id: str) -> 
         assert spec.dataset_sha256, "job spec has no dataset_sha256"
         fmt = spec.dataset_format.value if spec.dataset_format else None
         dataset = fetch_dataset(settings, s3, spec.dataset_sha256, fmt)
-        tracked_key = write_tracked(settings, s3, job_id, spec, dataset)
+        tracked_key = write_tracked(settings, s3, job_id, spec, dataset, _file_stem(before.get("dataset")))
         model, tokenizer = build_model(spec, device)
         if spec.packing:
             use_packed_attention(model)  # per-example attention: cost follows the sum of squared lengths

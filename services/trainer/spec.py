@@ -87,6 +87,9 @@ class JobSpec(BaseModel):
     seed: int = 42
     priority: Priority = Priority.default
     preempt: bool = False  # may pause a running job of lower priority
+    # what the `best` alias follows for this job's versions (None: TRAINYARD_BEST_METRIC, default "auto" =
+    # heldout.loss where held-out examples exist, else train.loss); e.g. "heldout.f1", "train.exact"
+    best_metric: str | None = Field(default=None, min_length=1, max_length=100)
     deploy_policy: DeployPolicy = DeployPolicy.manual
     deploy_target: str | None = None
     device: str = "auto"  # auto | cpu | cuda

@@ -14,7 +14,7 @@ from minio import Minio
 
 from services.registry.client import RegistryClient
 from services.trainer import admission, jobstore, queueing, trainability
-from services.trainer.datasets import load_and_validate
+from services.trainer.datasets import describe, load_and_validate
 from services.trainer.emit import emit
 from services.trainer.exceptions import DatasetError
 from services.trainer.spec import JobSpec, parse_spec
@@ -39,6 +39,8 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     after publishing ``dataset.rejected``. The dataset file is never modified.
     """
     dataset_path = Path(dataset_path)
+    if settings.default_base_model and not isinstance(spec, JobSpec) and not (spec or {}).get("base_model"):
+        spec = {**(spec or {}), "base_model": settings.default_base_model}
     job_spec = parse_spec(spec, name=name, priority=priority)
     heldout_file = admission.check(settings, job_spec, dataset_path)
     job_id = new_job_id()
@@ -70,7 +72,8 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
         "dataset_format": dataset.format, "tracked": tracked,
     })
     ref = DatasetRef(name=ds_name, path=str(dataset_path), sha256=dataset.sha256, format=dataset.format.value,
-                     n_examples=dataset.n_examples, version_id=manifest["version_id"])
+                     n_examples=dataset.n_examples, version_id=manifest["version_id"], file_type=dataset.file_type,
+                     n_tool_examples=dataset.n_tool_examples)
     prio = job_spec.priority.value
     jobstore.create(r, job_id, spec=job_spec.to_dict(), dataset=ref.model_dump(mode="json"), priority=prio,
                     name=ds_name)
@@ -79,6 +82,14 @@ def submit_job(settings: TrainerSettings, r: redis.Redis, s3: Minio, dataset_pat
     if job_spec.preempt:
         preempt_lower(r, job_id, job_spec.priority)
     return job_id
+
+
+def submitted_dataset(r: redis.Redis, job_id: str) -> dict[str, Any]:
+    """What was detected in a job's dataset: format, file type, counts and ``detected`` (the UI's sentence)."""
+    ref = DatasetRef.model_validate(jobstore.load(r, job_id)["dataset"])
+    return {"format": ref.format, "file_type": ref.file_type, "n_examples": ref.n_examples,
+            "n_tool_examples": ref.n_tool_examples,
+            "detected": describe(ref.format, ref.file_type, ref.n_examples, ref.n_tool_examples)}
 
 
 def preempt_lower(r: redis.Redis, job_id: str, priority: Priority) -> list[str]:

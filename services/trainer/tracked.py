@@ -20,9 +20,10 @@ def select(examples: Sequence[Example], count: int, seed: int) -> list[Example]:
 
 
 def document(job_id: str, dataset_sha256: str, seed: int, train: Sequence[Example],
-             heldout: Sequence[Example] = ()) -> dict[str, Any]:
+             heldout: Sequence[Example] = (), dataset_name: str | None = None) -> dict[str, Any]:
+    """``dataset_name`` is the stem of the file the user submitted (it names the old-layout export folder)."""
     rows = [{"idx": i, "id": ex.id, "split": split, "messages": ex.messages}
             for i, (split, ex) in enumerate([("train", e) for e in train] + [("heldout", e) for e in heldout])]
     canonical = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return {"job_id": job_id, "dataset_sha256": dataset_sha256, "sha256": sha256_bytes(canonical), "seed": seed,
-            "examples": rows}
+    return {"job_id": job_id, "dataset_sha256": dataset_sha256, "dataset_name": dataset_name,
+            "sha256": sha256_bytes(canonical), "seed": seed, "examples": rows}

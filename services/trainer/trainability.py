@@ -74,7 +74,7 @@ def problem(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> str
 
 
 def check(spec: JobSpec, dataset: ValidatedDataset) -> None:
-    """Raise DatasetError listing (by line) every example that leaves no loss token within ``max_seq_len``.
+    """Raise DatasetError listing (by place) every example that leaves no loss token within ``max_seq_len``.
 
     The spec's default base model is the operator's configuration (see ``admission``): when its tokenizer
     cannot be loaded here the check is skipped and the worker reports the model.
@@ -96,7 +96,7 @@ def check(spec: JobSpec, dataset: ValidatedDataset) -> None:
         if why is not None:
             n_problems += 1
             if len(problems) < MAX_REPORTED:
-                problems.append(f"line {ex.line}: {why}")
+                problems.append(f"{ex.where or f'line {ex.line}'}: {why}")
     if n_problems > len(problems):
         problems.append(f"... and {n_problems - len(problems)} more problem(s)")
     if problems:

@@ -41,7 +41,7 @@ def _params(channel: str) -> list[Any]:
             continue
         gap = case.get(f"gap_{channel}") or case.get("gap")
         marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-        out.append(pytest.param(case, id=case["file"].removesuffix(".jsonl"), marks=marks))
+        out.append(pytest.param(case, id=case["file"].removesuffix(".jsonl"), marks=marks))  # others: id.ext
     return out
 
 
@@ -58,7 +58,7 @@ def materialise(case: dict[str, Any], dest: Path) -> tuple[Path, Path | None]:
             f.write(b'"}\n')
     else:
         shutil.copyfile(BAD / case["file"], target)
-    sidecar = BAD / case["file"].replace(".jsonl", ".yaml")
+    sidecar = (BAD / case["file"]).with_suffix(".yaml")
     side_copy = None
     if sidecar.exists():
         side_copy = dest / sidecar.name
@@ -95,9 +95,10 @@ def test_inbox_rejects_with_the_exact_message(case: dict[str, Any], settings_kwa
     path, sidecar = materialise(case, inbox)
     original = path.read_bytes()
     side_original = sidecar.read_bytes() if sidecar else None
-    # bystanders: a dataset still being written and an unrelated file must not be touched
+    # bystanders: a dataset still being written and a hidden file must not be touched (any other file gets an
+    # outcome of its own: tests/trainer/test_inbox_formats.py)
     (inbox / "other.jsonl.part").write_text('{"text": "half')
-    (inbox / "notes.txt").write_text("keep me")
+    (inbox / ".notes.txt").write_text("keep me")
     watcher = InboxWatcher(settings, r, s3)
     assert watcher.scan_once() == []  # first sight: recorded, not yet stable
     assert watcher.scan_once() == []  # stable now: taken and rejected
@@ -111,7 +112,7 @@ def test_inbox_rejects_with_the_exact_message(case: dict[str, Any], settings_kwa
     assert head.startswith(f"{path.name} was rejected")
     check_report(case, lines, "inbox")
     assert (inbox / "other.jsonl.part").read_text() == '{"text": "half'
-    assert (inbox / "notes.txt").read_text() == "keep me"
+    assert (inbox / ".notes.txt").read_text() == "keep me"
     assert not (inbox / "accepted").exists() or not any((inbox / "accepted").iterdir())
     events = [e for _, e in read_all(r, streams.JOBS)]
     assert [e.type for e in events] == ["dataset.rejected"]
@@ -174,7 +175,7 @@ def test_api_upload_rejects_a_spec_that_is_not_a_json_object(spec: str, expected
 def test_corpus_is_complete() -> None:
     """At least 30 cases, every committed file is used, every case names an expectation."""
     assert len(CASES) >= 30
-    named = {c["file"] for c in CASES} | {c["file"].replace(".jsonl", ".yaml") for c in CASES}
+    named = {c["file"] for c in CASES} | {Path(c["file"]).with_suffix(".yaml").name for c in CASES}
     on_disk = {p.name for p in BAD.iterdir()} - {"cases.json", "symlink_target.jsonl"}
     assert on_disk <= named, on_disk - named
     assert all(c.get("expect") or c.get("expect_contains") for c in CASES)

@@ -20,8 +20,9 @@ from tests.support.registry import dropped_after, running, save_checkpoint, wait
 
 @pytest.fixture
 def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
-    """The folder's ``reg`` with a trash retention of 7 days."""
-    settings = RegistrySettings(**settings_kwargs, replica_bucket=f"{bucket}-replica", trash_retention_days=7)
+    """The folder's ``reg`` with a trash retention of 7 days; ``best`` follows the checkpoints' eval_loss here."""
+    settings = RegistrySettings(**settings_kwargs, best_metric="eval_loss", replica_bucket=f"{bucket}-replica",
+                                trash_retention_days=7)
     with dropped_after(Registry.open(settings, r)) as reg:
         yield reg
 

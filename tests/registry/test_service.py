@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import redis
 
 from services.registry.context import Registry
 from services.registry.projection import get_aliases, get_version, list_versions
 from shared import streams
 from shared.bus import publish, read_all
-from tests.support.registry import running, save_checkpoint, wait_for
+from shared.settings import RegistrySettings
+from tests.support.registry import dropped_after, running, save_checkpoint, wait_for
+
+
+@pytest.fixture
+def reg(settings_kwargs: dict, r: redis.Redis, bucket: str) -> Iterator[Registry]:
+    """The folder's ``reg``, with ``best`` following the checkpoints' eval_loss (the default follows snapshots)."""
+    settings = RegistrySettings(**settings_kwargs, best_metric="eval_loss", replica_bucket=f"{bucket}-replica")
+    with dropped_after(Registry.open(settings, r)) as reg:
+        yield reg
 
 
 def stored_events(r: redis.Redis) -> list:

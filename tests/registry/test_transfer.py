@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from services.api.cli import app
 from services.registry import commands
 from services.registry.context import Registry
 from services.registry.exceptions import InvalidInputError, PickledWeightsError
-from services.registry.projection import get_version, list_versions
+from services.registry.projection import list_versions
 from shared import storage
 from shared.bus import publish
 from tests.support.lora import make_lora_adapter
 from tests.support.registry import checkpoint_event, running, wait_for
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, settings_kwargs: dict, bucket: str) -> None:
-    for k, v in settings_kwargs.items():
-        monkeypatch.setenv(f"TRAINYARD_{k.upper()}", str(v))
-    monkeypatch.setenv("TRAINYARD_REPLICA_BUCKET", f"{bucket}-replica")
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -97,48 +87,3 @@ def test_deleting_local_checkpoints_mid_job_loses_nothing(reg: Registry, tiny_mo
         out = reg.primary.materialize(v["version_id"], tmp_path / "restored" / v["version_id"])
         assert {p.name: p.read_bytes() for p in out.iterdir()} == originals[v["step"]]
         PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), out)  # loadable
-
-
-def test_cli_import_inventory_gc_versions_backup(reg: Registry, env: None, tiny_model: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
-    model_copy = tmp_path / "models" / "qwen-copy"
-    shutil.copytree(tiny_model, model_copy)
-    res = runner.invoke(app, ["registry", "import", str(model_copy), "--name", "tiny", "--note", "<b>x</b>",
-                              "--json"])
-    assert res.exit_code == 0, res.output
-    vid = json.loads(res.stdout)["version_id"]
-    stray = tmp_path / "models" / "stray"
-    stray.mkdir()
-    (stray / "notes.txt").write_text("not stored anywhere")
-
-    res = runner.invoke(app, ["gc", str(model_copy), str(stray)])
-    assert res.exit_code == 0 and "keeping" in res.stdout, res.output
-    assert "notes.txt is in no stored version" in res.stdout and model_copy.exists()
-    out = " ".join(res.stdout.split())  # rich wraps long lines
-    assert "has a verified replica copy yet" in out and "would remove" not in out
-    res = runner.invoke(app, ["gc", str(model_copy), "--apply", "--json"])  # the only other copy: kept
-    assert [i["removed"] for i in json.loads(res.stdout)] == [False] and model_copy.exists()
-
-    inv = json.loads(runner.invoke(app, ["registry", "inventory", "--json"]).stdout)
-    assert inv["count"] == 1 and inv["versions"][0]["note"] == "<b>x</b>"
-    backup = json.loads(runner.invoke(app, ["backup", "status", "--json"]).stdout)
-    assert backup["pending"][0]["version_id"] == vid and backup["replicated"] == 0
-    commands.replicate_pending(reg)
-    assert json.loads(runner.invoke(app, ["backup", "status", "--json"]).stdout)["pending"] == []
-    res = runner.invoke(app, ["gc", str(model_copy), str(stray), "--apply", "--json"])
-    items = json.loads(res.stdout)
-    assert [i["removed"] for i in items] == [True, False] and not model_copy.exists() and stray.exists()
-
-    from services.registry.projection import VersionsProjection
-    from shared.projection import ProjectionRunner
-
-    ProjectionRunner(reg.r, VersionsProjection()).catch_up()
-    res = runner.invoke(app, ["versions", "list", "--json"])
-    assert [v["version_id"] for v in json.loads(res.stdout)] == [vid]
-    assert runner.invoke(app, ["versions", "protect", vid, "--reason", "base"]).exit_code == 0
-    res = runner.invoke(app, ["versions", "trash", vid])
-    assert res.exit_code == 1 and "protected" in res.output
-    res = runner.invoke(app, ["registry", "verify", "--json"])
-    assert res.exit_code == 0 and json.loads(res.stdout)["checked_blobs"] >= 3
-    ProjectionRunner(reg.r, VersionsProjection()).catch_up()
-    assert get_version(reg.r, vid)["pinned"]

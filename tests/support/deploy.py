@@ -56,6 +56,7 @@ class Adapter:
 
 
 def make_adapter(base: Path, out: Path, seed: int) -> Adapter:
+    """A LoRA adapter on ``base`` (``tests.support.lora``) and its greedy predictions on the demo examples."""
     path = make_lora_adapter(base, out, seed)
     return Adapter(path, predictions(base, path, demo_examples(), MAX_NEW_TOKENS))
 

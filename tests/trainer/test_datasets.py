@@ -58,7 +58,7 @@ def test_every_bad_line_is_reported_and_file_untouched(tmp_path: Path) -> None:
     assert report[0].startswith("line 2: invalid JSON")
     assert report[1].startswith("line 3: not UTF-8")
     assert report[2] == "line 4: empty conversation"
-    assert report[3] == "line 5: messages[0].content must be a string, got int"
+    assert report[3] == "line 5: messages[0].content must be a string or a list of text parts, got int"
     assert report[4] == "line 6: the last message must be the assistant's answer"
     assert report[5].startswith("line 7: mixed formats: this line is prompt_completion, the file is chat")
     assert report[6].startswith("line 8: unknown format")

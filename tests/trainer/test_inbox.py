@@ -103,7 +103,9 @@ def test_control_file_with_nothing_to_act_on(settings_kwargs: dict, tmp_path: Pa
     assert record["outcome"] == expected
 
 
-@pytest.mark.parametrize("name", ["..jsonl", ".hidden.jsonl", "data.json", "data.jsonl~", "data.JSONL.tmp"])
+# hidden files are left alone; so is a spec with no dataset, until inbox_orphan_s (other files: see
+# tests/trainer/test_inbox_formats.py, which rejects them with a reason)
+@pytest.mark.parametrize("name", ["..jsonl", ".hidden.jsonl", "data.json"])
 def test_names_that_are_not_datasets_are_left_alone(settings_kwargs: dict, tmp_path: Path, r: redis.Redis,
                                                     name: str) -> None:
     settings = trainer_settings(settings_kwargs, tmp_path)

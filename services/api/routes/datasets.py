@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 
 from services.api import backends as b
+from services.api import uploads
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, SettingsDep
-from services.api.exceptions import BadInput, NotFound
+from services.api.exceptions import NotFound
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
-from services.api.routes.jobs import UPLOAD_CHUNK, safe_filename
 from services.api.schemas import DatasetStoredPublic, ManifestPublic, Page, VersionPublic, paginate
 from shared.bus import publish
 from shared.events import DatasetStored, Event
@@ -37,23 +35,18 @@ def get_dataset(version_id: str, registry: RegistryDep) -> dict:
 @router.post("", response_model=DatasetStoredPublic, status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
 def upload_dataset(
     settings: SettingsDep, r: RedisDep, registry: RegistryDep,
-    file: Annotated[UploadFile, File(description="JSONL dataset")],
+    file: Annotated[UploadFile, File(description="dataset: .jsonl, .json (an array), .csv or .parquet")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> dict[str, Any]:
     """Validate a dataset (line-numbered errors) and store it in the registry as a dataset version."""
-    filename = safe_filename(file.filename or "dataset.jsonl")
-    dest = Path(settings.uploads_dir) / uuid.uuid4().hex / filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with dest.open("wb") as out:
-        while chunk := file.file.read(UPLOAD_CHUNK):
-            out.write(chunk)
-    if dest.stat().st_size == 0:
-        raise BadInput("file: the uploaded dataset is empty")
-    validated = b.call(b.TRAINER_DATASETS, "load_and_validate", dest)
-    manifest = registry.store_dataset(dest, name=name or Path(filename).stem, note=note)
+    upload = uploads.save(settings.uploads_dir, file)
+    with uploads.named_as_sent(upload):
+        validated = b.call(b.TRAINER_DATASETS, "load_and_validate", upload.path)
+    manifest = registry.store_dataset(upload.path, name=name or upload.stem, note=note)
     digest = manifest["files"][0]["sha256"]
     publish(r, Event.create("dataset.stored", DatasetStored(version_id=manifest["version_id"], sha256=digest,
                                                               name=manifest["name"])))
     n = getattr(validated, "n_examples", None) or len(getattr(validated, "examples", []) or [])
-    return {"version_id": manifest["version_id"], "sha256": digest, "name": manifest["name"], "n_examples": n}
+    return {"version_id": manifest["version_id"], "sha256": digest, "name": manifest["name"], "n_examples": n,
+            "format": validated.format.value, "file_type": validated.file_type, "detected": validated.detected}

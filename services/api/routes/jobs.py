@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from services.api import backends as b
+from services.api import uploads
 from services.api.deps import READ, WRITE, PageDep, RedisDep, RegistryDep, S3Dep, SettingsDep
 from services.api.exceptions import BadInput, NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
@@ -29,7 +29,6 @@ from shared.settings import ApiSettings, CommonSettings, TrainerSettings
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 CONTROL_ACTIONS = ("pause", "resume", "stop", "skip", "cancel")
-UPLOAD_CHUNK = 1024 * 1024
 
 
 def trainer_settings(settings: ApiSettings) -> TrainerSettings:
@@ -90,7 +89,8 @@ def submit_from_registry(body: JobCreate, settings: SettingsDep, r: RedisDep, s3
 @router.post("/upload", response_model=JobSubmitted, status_code=201, dependencies=WRITE, responses=WRITE_ERRORS)
 def submit_upload(
     settings: SettingsDep, r: RedisDep, s3: S3Dep,
-    file: Annotated[UploadFile, File(description="dataset: JSONL (chat, prompt/completion, alpaca, sharegpt, text)")],
+    file: Annotated[UploadFile, File(description="dataset: .jsonl, .json (an array), .csv or .parquet "
+                                                 "(chat, prompt/completion, alpaca, sharegpt, text)")],
     spec: Annotated[str, Form(description="JobSpec overrides as a JSON object")] = "{}",
     priority: Annotated[str | None, Form(pattern="^(high|default|low)$")] = None,
     name: Annotated[str | None, Form()] = None,
@@ -103,25 +103,11 @@ def submit_upload(
         raise BadInput(f"spec: not JSON ({exc})") from exc
     if not isinstance(overrides, dict):
         raise BadInput("spec: must be a JSON object")
-    filename = safe_filename(file.filename or "dataset.jsonl")
-    dest = Path(settings.uploads_dir) / uuid.uuid4().hex / filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    size = 0
-    with dest.open("wb") as out:
-        while chunk := file.file.read(UPLOAD_CHUNK):
-            out.write(chunk)
-            size += len(chunk)
-    if size == 0:
-        raise BadInput("file: the uploaded dataset is empty")
-    job_id = _submit(settings, r, s3, dest, overrides, priority, name or Path(filename).stem,
-                     "cli" if source == "cli" else "api")
-    return {"job_id": job_id}
-
-
-def safe_filename(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")
-    return base or "dataset.jsonl"
+    upload = uploads.save(settings.uploads_dir, file)
+    with uploads.named_as_sent(upload):
+        job_id = _submit(settings, r, s3, upload.path, overrides, priority, name or upload.stem,
+                         "cli" if source == "cli" else "api")
+    return {"job_id": job_id, **b.call(b.TRAINER_SUBMIT, "submitted_dataset", r, job_id)}
 
 
 def _control(action: str, job_id: str, settings: ApiSettings, r: Any) -> dict:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from services.api import backends as b
 from services.api.deps import READ, WRITE, RedisDep, RegistryCtxDep, RegistryDep
 from services.api.problems import READ_ERRORS, WRITE_ERRORS
-from services.api.schemas import BackupStatus, RegistryHealth, VerifyReportPublic
+from services.api.schemas import BackupStatus, BestAlias, RegistryHealth, VerifyReportPublic
+from services.api.schemas_registry import GcCheckBody, GcVerdict, Inventory
 from shared import streams
 
 router = APIRouter(prefix="/api/registry", tags=["registry"])
@@ -34,8 +35,14 @@ def registry_health(r: RedisDep, registry: RegistryDep) -> dict[str, Any]:
 
 @router.get("/backup", response_model=BackupStatus, dependencies=READ, responses=READ_ERRORS)
 def backup_status(reg: RegistryCtxDep) -> Any:
-    """What is replicated and what is not yet."""
+    """What is replicated and what is not yet: a ``summary`` sentence, ``warnings`` and a row per version."""
     return b.call(b.REGISTRY_COMMANDS, "backup_status", reg)
+
+
+@router.get("/best", response_model=BestAlias, dependencies=READ, responses=READ_ERRORS)
+def best_alias(reg: RegistryCtxDep) -> Any:
+    """Which version ``best`` names, by which metric and value, and the rule it follows."""
+    return b.call(b.REGISTRY_COMMANDS, "best_status", reg)
 
 
 @router.post("/verify", response_model=VerifyReportPublic, status_code=200, dependencies=WRITE, responses=WRITE_ERRORS)
@@ -45,3 +52,18 @@ def verify(reg: RegistryCtxDep, repair: Annotated[bool, Query()] = False) -> dic
     out = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(report)
     out["ok"] = bool(getattr(report, "ok", not (out.get("missing") or out.get("corrupt"))))
     return out
+
+
+@router.get("/inventory", response_model=Inventory, dependencies=READ, responses=READ_ERRORS)
+def inventory(reg: RegistryCtxDep) -> dict[str, Any]:
+    """Everything the bucket stores: per version its size, lineage, aliases, state and where copies live."""
+    return b.call(b.REGISTRY_COMMANDS, "inventory", reg)
+
+
+@router.post("/gc-check", response_model=list[GcVerdict], dependencies=WRITE, responses=WRITE_ERRORS)
+def gc_check(body: GcCheckBody, reg: RegistryCtxDep) -> list[dict[str, Any]]:
+    """May these directories (described by the client: each file's path, sha256 and size) be deleted? A folder
+    is safe when every file is stored and verified in a live version that the replica also holds. Deletes
+    nothing: ``trainyard gc`` hashes its local folders, asks here, and frees them itself."""
+    items = b.call(b.REGISTRY_COMMANDS, "judge", reg, [d.model_dump() for d in body.dirs])
+    return [dataclasses.asdict(i) for i in items]

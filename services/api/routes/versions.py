@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,6 +23,7 @@ from services.api.schemas import (
     VersionPublic,
     paginate,
 )
+from services.api.schemas_registry import PurgeBody, PurgeResultPublic
 
 router = APIRouter(prefix="/api/versions", tags=["versions"])
 
@@ -151,3 +153,13 @@ def trash(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
 def restore(version_id: str, r: RedisDep, reg: RegistryCtxDep) -> dict:
     """Take the version back out of the trash."""
     return _command("restore", version_id, r, reg, version_id)
+
+
+@router.post("/{version_id}/purge", response_model=PurgeResultPublic, status_code=200, dependencies=WRITE,
+             responses=WRITE_ERRORS)
+def purge(version_id: str, body: PurgeBody, r: RedisDep, reg: RegistryCtxDep) -> dict:
+    """Delete a trashed version for good: refused before the retention has passed (``force`` repeats the
+    version id to skip it) and always unless the replica holds a verified copy."""
+    load_version(r, version_id)
+    result = b.call(b.REGISTRY_COMMANDS, "purge", reg, version_id, override=body.force)
+    return dataclasses.asdict(result)

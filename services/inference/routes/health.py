@@ -19,10 +19,10 @@ async def health() -> dict[str, str]:
 @open_router.get("/ready")
 async def ready(engine: EngineDep) -> JSONResponse:
     if engine.ready:
-        return JSONResponse({"status": "ready", "model": engine.base_id, "device": engine.device,
+        return JSONResponse({"status": "ready", "model": engine.served_name, "device": engine.device,
                              "adapters": [a.name for a in engine.adapters()]})
     status = "failed" if engine.load_error else "loading"
-    return JSONResponse({"status": status, "model": engine.base_id, "error": engine.load_error}, status_code=503)
+    return JSONResponse({"status": status, "model": engine.served_name, "error": engine.load_error}, status_code=503)
 
 
 @metrics_router.get("/metrics")

@@ -19,13 +19,13 @@ router = APIRouter(prefix="/v1", tags=["adapters"], dependencies=Authorized)
 async def load_lora_adapter(body: LoadAdapterRequest, engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
     if not engine.ready or engine.base_info is None:
         raise NotReadyError(engine.load_error or "the base model is still loading")
-    name = check_name(body.lora_name, engine.base_id)
+    name = check_name(body.lora_name, engine.served_name, engine.base_id)
     path = resolve_adapter_dir(body.lora_path, settings.adapters_dir)
     checked = await asyncio.to_thread(check_adapter, path, engine.base_info)
     replaced = name in {a.name for a in engine.adapters()}
     loaded = await asyncio.wrap_future(engine.load_adapter(name, checked))
     return {"status": "replaced" if replaced else "loaded", "lora_name": loaded.name, "lora_path": loaded.path,
-            "base_model": engine.base_id, "declared_base_model": loaded.declared_base,
+            "base_model": engine.served_name, "declared_base_model": loaded.declared_base,
             "matched_by": loaded.matched_by}
 
 

@@ -22,10 +22,10 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def models(engine: EngineDep) -> dict[str, Any]:
     if not engine.ready:
         raise NotReadyError(engine.load_error or "the base model is still loading")
-    data = [{"id": engine.base_id, "object": "model", "created": 0, "owned_by": "trainyard", "root": engine.base_id,
-             "parent": None}]
+    base = engine.served_name
+    data = [{"id": base, "object": "model", "created": 0, "owned_by": "trainyard", "root": base, "parent": None}]
     data += [{"id": a.name, "object": "model", "created": int(a.loaded_at), "owned_by": "trainyard",
-              "root": a.path, "parent": engine.base_id} for a in engine.adapters()]
+              "root": a.name, "parent": base} for a in engine.adapters()]
     return {"object": "list", "data": data}
 
 

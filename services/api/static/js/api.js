@@ -18,7 +18,10 @@ export async function api(path, { method = "GET", body, form, quiet = false } = 
   if (t) headers.Authorization = `Bearer ${t}`;
   let payload;
   if (form) payload = form;
-  else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
   const res = await fetch(path, { method, headers, body: payload });
   const type = res.headers.get("content-type") || "";
   const data = type.includes("json") ? await res.json() : await res.text();
@@ -39,5 +42,6 @@ export async function maybe(path, fallback = null) {
 }
 
 export function act(path, body, okMessage) {
-  return api(path, { method: "POST", body: body || {} }).then((r) => { if (okMessage) toast(okMessage); return r; });
+  return api(path, { method: "POST", body: body || {} })
+    .then((r) => { if (okMessage) toast(okMessage); return r; });
 }

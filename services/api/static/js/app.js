@@ -13,7 +13,8 @@ let cleanup = null;
 function loginState() {
   const el = document.getElementById("login-state");
   const stored = localStorage.getItem("trainyard.token");
-  el.textContent = stored ? "token set" : (window.TRAINYARD && window.TRAINYARD.devToken ? "dev token" : "read only");
+  const dev = window.TRAINYARD && window.TRAINYARD.devToken;
+  el.textContent = stored ? "token set" : (dev ? "dev token" : "read only");
 }
 
 async function route() {

@@ -32,7 +32,9 @@ export function table(columns, rows, { onRow, selected } = {}) {
   const body = rows.map((row) => {
     const tr = h("tr", { class: onRow ? "clickable" + (selected && selected(row) ? " selected" : "") : "" },
       columns.map((c) => h("td", {}, cell(c.value(row)))));
-    if (onRow) tr.addEventListener("click", (ev) => { if (!ev.target.closest("button,select,input,a")) onRow(row); });
+    if (onRow) {
+      tr.addEventListener("click", (ev) => { if (!ev.target.closest("button,select,input,a")) onRow(row); });
+    }
     return tr;
   });
   return h("table", {}, h("thead", {}, head), h("tbody", {}, body));
@@ -53,7 +55,9 @@ export function bytes(n) {
   return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 
-export function stateBadge(state) { return h("span", { class: `state state-${state || "unknown"}`, text: state || "?" }); }
+export function stateBadge(state) {
+  return h("span", { class: `state state-${state || "unknown"}`, text: state || "?" });
+}
 
 export function progress(step, max) {
   const pct = max ? Math.min(100, (100 * (step || 0)) / max) : 0;

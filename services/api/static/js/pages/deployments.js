@@ -20,14 +20,21 @@ export async function render(main) {
       { label: "target", value: (t) => t.name },
       { label: "url", value: (t) => h("span", { class: "mono", text: t.url }) },
       { label: "kind", value: (t) => t.kind },
-      { label: "serving", value: (t) => h("span", { class: "mono", "data-testid": `current-${t.name}`, text: t.current ? `${t.current.version_id} (${t.current.adapter_name})` : "nothing deployed" }) },
-      { label: "", value: (t) => h("button", { disabled: !t.current, onclick: () => act(`/api/targets/${encodeURIComponent(t.name)}/rollback`, {}, `rollback of ${t.name} requested`).finally(refresh) }, "roll back") },
+      { label: "serving", value: (t) => h("span", {
+        class: "mono", "data-testid": `current-${t.name}`, text: serving(t) }) },
+      { label: "", value: (t) => h("button", {
+        disabled: !t.current, onclick: () => rollback(t) }, "roll back") },
     ], targets) : h("p", { class: "muted", text: "No targets configured (TRAINYARD_TARGETS)." }));
 
-    const vsel = h("select", { "aria-label": "version" }, versions.data.slice().reverse().map((v) => h("option", { value: v.version_id, text: `${v.version_id} ${v.job_id || ""} @${v.step ?? "?"} ${(v.aliases || []).join(",")}` })));
-    const tsel = h("select", { "aria-label": "target" }, targets.map((t) => h("option", { value: t.name, text: t.name })));
+    const vsel = h("select", { "aria-label": "version" },
+      versions.data.slice().reverse()
+        .map((v) => h("option", { value: v.version_id, text: versionLabel(v) })));
+    const tsel = h("select", { "aria-label": "target" },
+      targets.map((t) => h("option", { value: t.name, text: t.name })));
+    const deploy = () => act("/api/deployments", { version_id: vsel.value, target: tsel.value },
+      "deployment requested").finally(refresh);
     clear(form).append(h("div", { class: "toolbar" }, "version ", vsel, " to ", tsel,
-      h("button", { disabled: !versions.data.length || !targets.length, onclick: () => act("/api/deployments", { version_id: vsel.value, target: tsel.value }, "deployment requested").finally(refresh) }, "deploy")));
+      h("button", { disabled: !versions.data.length || !targets.length, onclick: deploy }, "deploy")));
 
     clear(historyBox).append(history.data.length ? table([
       { label: "deployment", value: (d) => h("span", { class: "mono", text: d.deployment_id }) },
@@ -37,10 +44,31 @@ export async function render(main) {
       { label: "checked", value: (d) => (d.checked != null ? `${d.matched}/${d.checked}` : "") },
       { label: "reason / error", value: (d) => d.error || d.reason || "" },
       { label: "when", value: (d) => d.updated_at || d.requested_at || "" },
-      { label: "", value: (d) => (d.status === "verified" ? h("button", { onclick: () => act(`/api/targets/${encodeURIComponent(d.target)}/rollback`, { to_deployment_id: d.deployment_id }, "rollback requested").finally(refresh) }, "roll back to this") : "") },
+      { label: "", value: (d) => (d.status === "verified"
+        ? h("button", { onclick: () => rollbackTo(d) }, "roll back to this") : "") },
     ], history.data) : h("p", { class: "muted", text: "No deployments yet." }));
   }
+
+  function rollback(t) {
+    return act(`/api/targets/${encodeURIComponent(t.name)}/rollback`, {}, `rollback of ${t.name} requested`)
+      .finally(refresh);
+  }
+  function rollbackTo(d) {
+    return act(`/api/targets/${encodeURIComponent(d.target)}/rollback`, { to_deployment_id: d.deployment_id },
+      "rollback requested").finally(refresh);
+  }
+
   await refresh();
-  const off = onEvent((ev) => { if (ev.type && ev.type.startsWith("deployment.")) setTimeout(refresh, 300); });
+  const off = onEvent((ev) => {
+    if (ev.type && ev.type.startsWith("deployment.")) setTimeout(refresh, 300);
+  });
   return off;
+}
+
+function serving(t) {
+  return t.current ? `${t.current.version_id} (${t.current.adapter_name})` : "nothing deployed";
+}
+
+function versionLabel(v) {
+  return `${v.version_id} ${v.job_id || ""} @${v.step ?? "?"} ${(v.aliases || []).join(",")}`;
 }

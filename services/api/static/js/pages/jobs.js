@@ -1,4 +1,5 @@
-// Jobs: the queue with priorities, state and progress; control buttons; submit by dropping a JSONL file.
+// Jobs: the queue with priorities, state and progress; control buttons; submit by dropping a dataset file
+// (.jsonl, .json array, .csv, .parquet); the submit box then says which format was detected.
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { clear, fmt, h, progress, stateBadge, table, toast } from "../dom.js";
@@ -94,8 +95,8 @@ function queueTable(items) {
 function submitForm(done, showPreview) {
   const spec = h("textarea", { rows: 3, cols: 40, placeholder: '{"max_steps": 200, "lr": 0.003}', "aria-label": "spec" });
   const prio = h("select", { "aria-label": "priority" }, ["default", "high", "low"].map((p) => h("option", { value: p }, p)));
-  const file = h("input", { type: "file", accept: ".jsonl,.json,application/json" });
-  const drop = h("div", { class: "drop" }, "Drop a JSONL dataset here, or ", file);
+  const file = h("input", { type: "file", accept: ".jsonl,.json,.csv,.parquet,application/json,text/csv" });
+  const drop = h("div", { class: "drop" }, "Drop a dataset (.jsonl, .json array, .csv, .parquet) here, or ", file);
   const status = h("div", { class: "muted" });
   const first = h("input", { type: "checkbox", "aria-label": "preview first" });
   function formOf(f) {
@@ -110,6 +111,7 @@ function submitForm(done, showPreview) {
     clear(status).append(`previewed ${f.name}, not submitted yet `, go);
     showPreview(`What ${f.name} would train on`, () => api("/api/jobs/preview", { method: "POST", form: formOf(f) }));
   }
+  const detected = h("div", { class: "muted", "data-testid": "detected" });
   async function submit(f) {
     const form = new FormData();
     form.append("file", f);
@@ -117,9 +119,11 @@ function submitForm(done, showPreview) {
     form.append("priority", prio.value);
     form.append("source", "ui");
     status.textContent = `uploading ${f.name} (${f.size} bytes)…`;
+    detected.textContent = "";
     try {
       const res = await api("/api/jobs/upload", { method: "POST", form });
       status.textContent = `queued job ${res.job_id}`;
+      if (res.detected) detected.textContent = `detected: ${res.detected}`;
       toast(`queued job ${res.job_id}`);
       done();
     } catch (e) { status.textContent = e.message; }
@@ -132,5 +136,5 @@ function submitForm(done, showPreview) {
   });
   file.addEventListener("change", () => { if (file.files.length) pick(file.files[0]); });
   return h("div", {}, drop, h("div", { class: "toolbar" }, h("label", {}, "spec overrides "), spec, h("label", {}, "priority "), prio,
-    h("label", {}, first, " preview before submitting")), status);
+    h("label", {}, first, " preview before submitting")), status, detected);
 }

@@ -4,12 +4,33 @@ import { lineChart } from "../charts.js";
 import { onEvent } from "../feed.js";
 import { clear, fmt, h, progress, stateBadge } from "../dom.js";
 
-const SERIES = [["loss", "loss"], ["learning_rate", "learning rate"], ["grad_norm", "grad norm"], ["tokens_per_s", "tokens/s"]];
+const SERIES = [
+  ["loss", "loss"], ["learning_rate", "learning rate"], ["grad_norm", "grad norm"],
+  ["tokens_per_s", "tokens/s"],
+];
+
+const MARKER_TYPES = "job.paused,job.resumed,job.preempted,job.started";
+
+// A run event as a chart marker at its step: pause, resume, restart (a later attempt) and preemption.
+function marker(ev) {
+  const p = ev.payload || {};
+  if (ev.type === "job.paused") return { kind: "paused", x: p.step, note: p.reason };
+  if (ev.type === "job.preempted") {
+    return { kind: "preempted", x: p.step, note: p.by_job_id ? `by ${p.by_job_id}` : "" };
+  }
+  if (ev.type === "job.resumed") return { kind: "resumed", x: p.from_step ?? 0 };
+  if (ev.type === "job.started" && (p.attempt || 1) > 1) {
+    return { kind: "restarted", x: p.resumed_from_step ?? 0, note: `attempt ${p.attempt}` };
+  }
+  return null;
+}
 
 export async function render(main, [jobId]) {
   const jobs = await maybe("/api/jobs?limit=200", { data: [] });
   const pick = h("select", { "aria-label": "job" }, h("option", { value: "", text: "choose a job" }),
-    jobs.data.map((j) => h("option", { value: j.id, selected: j.id === jobId, text: `${j.id} ${j.name || ""} (${j.state})` })));
+    jobs.data.map((j) => h("option", {
+      value: j.id, selected: j.id === jobId, text: `${j.id} ${j.name || ""} (${j.state})`,
+    })));
   pick.addEventListener("change", () => { location.hash = `#/live/${encodeURIComponent(pick.value)}`; });
   const running = jobs.data.find((j) => j.state === "running");
   if (!jobId && running) jobId = running.id;
@@ -24,9 +45,22 @@ export async function render(main, [jobId]) {
   let job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
   const hist = await maybe(`/api/jobs/${encodeURIComponent(jobId)}/metrics`, { data: [] });
   for (const p of hist.data) points.set(p.step, p);
+  const eventsUrl = `/api/events?job_id=${encodeURIComponent(jobId)}&types=${MARKER_TYPES}&limit=1000`;
+  const runEvents = await maybe(eventsUrl, { data: [] });
+  const markers = runEvents.data.map(marker).filter(Boolean);
+  const legend = h("p", { class: "muted", "data-testid": "run-markers" });
+  main.append(legend);
+  function drawMarkers() {
+    charts.forEach((c) => c.mark(markers));
+    const said = (m) => `${m.kind} at step ${m.x}${m.note ? ` (${m.note})` : ""}`;
+    legend.textContent = markers.length ? `marked on the charts: ${markers.map(said).join(", ")}` : "";
+  }
+  drawMarkers();
   function draw() {
     const steps = [...points.keys()].sort((a, b) => a - b);
-    SERIES.forEach(([key, label], i) => charts[i].set(steps, { [label]: steps.map((s) => points.get(s)[key] ?? null) }));
+    SERIES.forEach(([key, label], i) => {
+      charts[i].set(steps, { [label]: steps.map((s) => points.get(s)[key] ?? null) });
+    });
     const last = points.get(steps[steps.length - 1]) || {};
     const max = job.max_steps || last.max_steps;
     let eta = "";
@@ -40,7 +74,8 @@ export async function render(main, [jobId]) {
       h("dt", { text: "progress" }), h("dd", {}, progress(last.step ?? job.step, max)),
       h("dt", { text: "loss" }), h("dd", { text: fmt(last.loss ?? job.loss) }),
       h("dt", { text: "tokens/s" }), h("dd", { text: fmt(last.tokens_per_s) }),
-      h("dt", { text: "memory" }), h("dd", { text: last.memory_mb != null ? `${fmt(last.memory_mb)} MB` : "" }),
+      h("dt", { text: "memory" }),
+      h("dd", { text: last.memory_mb != null ? `${fmt(last.memory_mb)} MB` : "" }),
       h("dt", { text: "ETA" }), h("dd", { "data-testid": "eta", text: eta || "–" })));
   }
   draw();
@@ -51,6 +86,8 @@ export async function render(main, [jobId]) {
       times.push([Date.now(), ev.payload.step]); if (times.length > 20) times.shift();
       draw();
     } else if (ev.type.startsWith("job.")) {
+      const m = marker(ev);
+      if (m) { markers.push(m); drawMarkers(); }
       job = await api(`/api/jobs/${encodeURIComponent(jobId)}`); draw();
     }
   });
