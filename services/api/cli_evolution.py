@@ -57,14 +57,13 @@ def evolution_show(job_id: Annotated[str, typer.Argument(help="job id")],
 def evolution_compare(jobs: Annotated[list[str], typer.Argument(help="two or more job ids; the first is A")],
                       as_csv: Annotated[bool, typer.Option("--csv", help="one CSV row per shared example")] = False,
                       limit: Annotated[int, typer.Option(help="examples shown in the table")] = 20,
-                      api_url: ApiUrl = DEFAULT_URL, token: Token = "", as_json: AsJson = False) -> None:
+                      api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
     """The tracked examples the jobs share, each run's state and final metrics, largest change first."""
     api = client(api_url, token)
-    ids = ",".join(jobs)
     if as_csv:
-        sys.stdout.write(run(lambda: api.get("/api/evolution/compare", jobs=ids, fmt="csv")))
+        sys.stdout.write(run(lambda: api.compare(jobs, fmt="csv")))
         return
-    res = run(lambda: api.get("/api/evolution/compare", jobs=ids))
+    res = run(lambda: api.compare(jobs))
     if emit(res, as_json):
         return
     for w in res["warnings"]:

@@ -99,7 +99,7 @@ def test_preview_before_submit_stores_and_queues_nothing(server: RunningServer, 
     body = res.json()
     assert body["packing"] and [len(r["examples"]) for r in body["rows"]] == [4, 4]
     assert httpx.get(f"{server.url}/api/jobs", timeout=10).json()["count"] == 0
-    assert list((tmp_path / "up").glob("preview-*")) == []  # the upload is not kept
+    assert list((tmp_path / "up" / "preview").glob("*")) == []  # the upload is not kept
     bad = tmp_path / "bad.jsonl"
     bad.write_text(DEMO.read_text().splitlines()[0] + "\n{not json\n")
     with bad.open("rb") as f:

@@ -36,6 +36,15 @@ class PlaygroundChat(BaseModel):
     max_tokens: int = Field(default=128, ge=1, le=4096)
 
 
+class ChatAnswer(BaseModel):
+    """The target's OpenAI chat completion, as it sent it (model output: render as text)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    model: str | None = None
+    choices: list[dict[str, Any]] = Field(default_factory=list)
+
+
 def _forward(config: Any, body: dict[str, Any]) -> tuple[httpx.Client, httpx.Response]:
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
     http = httpx.Client(base_url=config.url.rstrip("/"), headers=headers, timeout=httpx.Timeout(120, connect=5))
@@ -48,7 +57,8 @@ def _forward(config: Any, body: dict[str, Any]) -> tuple[httpx.Client, httpx.Res
 
 
 @router.post("/{target}/v1/chat/completions", dependencies=WRITE, response_model=None,
-             responses={**WRITE_ERRORS, **NOT_FOUND, 200: {"description": "the OpenAI chat answer, or its SSE stream",
+             responses={**WRITE_ERRORS, **NOT_FOUND, 200: {"model": ChatAnswer,
+                                                            "description": "the OpenAI chat answer, or its SSE stream",
                                                             "content": {"text/event-stream": {}}}})
 def chat(target: str, body: PlaygroundChat, request: Request, settings: SettingsDep, r: RedisDep,
          registry: RegistryDep) -> Any:

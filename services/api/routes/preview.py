@@ -6,17 +6,18 @@ Both run ``services.trainer.preview``, the training code path itself (features +
 from __future__ import annotations
 
 import json
-import uuid
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from services.api import backends as b
+from services.api import uploads
 from services.api.deps import READ, WRITE, RedisDep, S3Dep, SettingsDep
 from services.api.exceptions import BadInput, Conflict
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
-from services.api.routes.jobs import UPLOAD_CHUNK, load_job, safe_filename
+from services.api.routes.jobs import load_job
 from services.api.schemas_preview import PreviewPublic
 
 TRAINER_PREVIEW = "services.trainer.preview"
@@ -54,15 +55,9 @@ def upload_preview(
     if not isinstance(overrides, dict):
         raise BadInput("spec: must be a JSON object")
     job_spec = b.call(TRAINER_SPEC, "parse_spec", overrides)
-    dest = Path(settings.uploads_dir) / f"preview-{uuid.uuid4().hex}" / safe_filename(file.filename or "d.jsonl")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    upload = uploads.save(Path(settings.uploads_dir) / "preview", file)
     try:
-        with dest.open("wb") as out:
-            while chunk := file.file.read(UPLOAD_CHUNK):
-                out.write(chunk)
-        if dest.stat().st_size == 0:
-            raise BadInput("file: the uploaded dataset is empty")
-        return b.call(TRAINER_PREVIEW, "preview_file", dest, job_spec, n)
+        with uploads.named_as_sent(upload):
+            return b.call(TRAINER_PREVIEW, "preview_file", upload.path, job_spec, n)
     finally:
-        dest.unlink(missing_ok=True)
-        dest.parent.rmdir()
+        shutil.rmtree(upload.path.parent, ignore_errors=True)  # a preview keeps nothing
