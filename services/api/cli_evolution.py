@@ -1,7 +1,8 @@
-"""CLI: ``evolution show JOB [EXAMPLE]`` (tables and sparklines), ``deploy``, ``rollback``, ``deployments``."""
+"""CLI: ``evolution show JOB [EXAMPLE]`` (tables and sparklines), ``evolution compare A B``, ``deploy``, ``rollback``, ``deployments``."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -49,6 +50,36 @@ def evolution_show(job_id: Annotated[str, typer.Argument(help="job id")],
         table.add_row(str(e["idx"]), Text(str(e.get("id") or "")), str(e.get("state") or ""),
                       str(e.get("region") or ""), fmt(e.get("learned_at")), fmt(e.get("loss")),
                       Text(str(e.get("prediction") or "")[:60]))
+    console.print(table)
+
+
+@evolution_app.command("compare")
+def evolution_compare(jobs: Annotated[list[str], typer.Argument(help="two or more job ids; the first is A")],
+                      as_csv: Annotated[bool, typer.Option("--csv", help="one CSV row per shared example")] = False,
+                      limit: Annotated[int, typer.Option(help="examples shown in the table")] = 20,
+                      api_url: ApiUrl = None, token: Token = None, as_json: AsJson = False) -> None:
+    """The tracked examples the jobs share, each run's state and final metrics, largest change first."""
+    api = client(api_url, token)
+    if as_csv:
+        sys.stdout.write(run(lambda: api.compare(jobs, fmt="csv")))
+        return
+    res = run(lambda: api.compare(jobs))
+    if emit(res, as_json):
+        return
+    for w in res["warnings"]:
+        console.print(Text(f"warning: {w}", style="yellow"))
+    console.print(Text(" ".join(f"{j['letter']} = {j['job_id']} ({j['n_examples']} tracked, last step "
+                                f"{j['last_step']})" for j in res["jobs"])))
+    console.print(Text(f"{res['count']} shared examples, {res['changed']} changed state; curves on the "
+                       f"{res['axis']} axis"))
+    letters = [j["letter"] for j in res["jobs"]]
+    table = Table("id", "change", *(f"{x}: state (learned at)" for x in letters), *(f"Δloss {x}-A" for x in letters[1:]),
+                  title="largest change first")
+    for ex in res["examples"][:limit]:
+        states = [f"{r['state']}" + (f" ({r['learned_at']})" if r.get("learned_at") is not None else "")
+                  for r in ex["runs"]]
+        table.add_row(Text(str(ex.get("id") or "")), Text(ex["change"]), *states,
+                      *(fmt(d.get("loss")) for d in ex["deltas"]))
     console.print(table)
 
 

@@ -207,6 +207,10 @@ class ApiClient:
     def evolution(self) -> Json:
         return self.get("/api/evolution")
 
+    def compare(self, job_ids: list[str], fmt: str = "json") -> Json:
+        """``GET /api/evolution/compare``: the JSON document, or the CSV text with ``fmt="csv"``."""
+        return self.get("/api/evolution/compare", jobs=",".join(job_ids), fmt=fmt)
+
     def curve(self, job_id: str) -> Json:
         return self.get(f"/api/evolution/{job_id}/curve")
 

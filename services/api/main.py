@@ -26,6 +26,8 @@ from services.api.routes import (
     evolution,
     health,
     jobs,
+    playground,
+    preview,
     queue,
     registry,
     storage,
@@ -65,7 +67,8 @@ def create_app(settings: ApiSettings, targets: list[TargetConfig] | None = None)
 
     errors.install(app)
     observability.install(app, app.state.metrics)
-    for module in (health, jobs, queue, datasets, versions, evolution, deployments, registry, storage, events):
+    for module in (health, preview, playground, jobs, queue, datasets, versions, evolution, deployments, registry,
+                   storage, events):
         app.include_router(module.router)
     app.include_router(deployments.targets_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from services.api.schemas import Open
 
@@ -137,3 +137,50 @@ class EvolutionExport(Open):
     job_id: str
     curve: list[CurvePointPublic]
     examples: list[ExportedExample]
+
+
+class CompareRun(Open):
+    """One run's side of a shared example: its state, learned-at step and final metrics."""
+
+    job_id: str
+    idx: int
+    state: str | None = None
+    learned_at: int | None = None
+    forgetting_events: int = 0
+    step: int | None = None
+    prediction: str | None = Field(default=None, description="model output: render as text")
+
+
+class CompareExample(Open):
+    id: str | None = None
+    question: str = ""
+    target: str = ""
+    matched_by: Literal["id", "text"]
+    runs: list[CompareRun]
+    deltas: list[dict[str, float | None]] = Field(description="each later run minus the first (A)")
+    change: str = Field(description='e.g. "learned in B; never learned in A"')
+    score: float = Field(description="the sort key: a different state first, then the largest metric change")
+
+
+class CompareCurve(Open):
+    job_id: str
+    last_step: int
+    points: list[dict[str, Any]] = Field(description="x (a step, or a fraction of training), step, metrics, counts")
+
+
+class CompareJob(Open):
+    job_id: str
+    letter: str
+    base_model: str | None = None
+    n_examples: int
+    last_step: int
+
+
+class ComparePublic(BaseModel):
+    jobs: list[CompareJob]
+    axis: Literal["step", "fraction"]
+    curves: list[CompareCurve]
+    warnings: list[str]
+    count: int
+    changed: int = Field(description="shared examples whose state differs between the runs")
+    examples: list[CompareExample]

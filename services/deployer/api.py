@@ -17,9 +17,12 @@ from services.deployer.exceptions import (
     VerificationError,
 )
 from services.deployer.projection import DeploymentsProjection, current, get_deployment, list_deployments
+from services.deployer.push import upload as upload_adapter
+from services.deployer.state import DeployerState
+from services.deployer.target import TargetClient
 
 __all__ = [
-    "DeployerError", "DeploymentNotFoundError", "DeploymentsProjection", "InvalidRequestError", "PreflightError",
+    "DeployerError", "DeployerState", "DeploymentNotFoundError", "DeploymentsProjection", "TargetClient", "InvalidRequestError", "PreflightError",
     "TargetError", "UnknownTargetError", "VerificationError", "current", "get_deployment", "list_deployments",
-    "request_deployment", "rollback",
+    "request_deployment", "rollback", "upload_adapter",
 ]

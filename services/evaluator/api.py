@@ -6,6 +6,7 @@ Snapshots are made by the evaluator's own consumer (``handlers.py``); others onl
 
 from __future__ import annotations
 
+from services.evaluator.compare import compare, compare_csv
 from services.evaluator.exceptions import (
     EvaluatorError,
     InvalidQueryError,
@@ -25,5 +26,5 @@ from services.evaluator.readmodel import EvolutionProjection
 
 __all__ = [
     "EvaluatorError", "EvolutionProjection", "InvalidQueryError", "SnapshotInputError", "UnknownJobError",
-    "curve", "example_history", "examples", "export", "failures", "list_jobs", "step_snapshot",
+    "compare", "compare_csv", "curve", "example_history", "examples", "export", "failures", "list_jobs", "step_snapshot",
 ]

@@ -174,13 +174,13 @@ def export(r: redis.Redis, job_id: str, fmt: str = "json", ns: str = LIVE) -> st
         e = meta[idx]
         for s in sorted(histories[idx]):
             h = histories[idx][s]
-            writer.writerow([s, idx, _cell(e.get("id")), e.get("split"), h.get("exact"), h.get("loss"),
+            writer.writerow([s, idx, csv_cell(e.get("id")), e.get("split"), h.get("exact"), h.get("loss"),
                              h.get("confidence"), h.get("f1"), h.get("edit_sim"), h.get("semantic"),
-                             h.get("pred_len"), "|".join(h.get("flags") or []), _cell(h.get("prediction")),
-                             _cell(e.get("target"))])
+                             h.get("pred_len"), "|".join(h.get("flags") or []), csv_cell(h.get("prediction")),
+                             csv_cell(e.get("target"))])
     return buf.getvalue()
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

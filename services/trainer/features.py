@@ -147,11 +147,15 @@ class PackCollator:
         self.pad_id = pad_id
         self.row_tokens = row_tokens
 
+    def layout(self, lengths: Sequence[int]) -> list[list[int]]:
+        """The rows of a batch: indices of its examples, in the order they are laid out in each row."""
+        return first_fit_decreasing(lengths, max(self.row_tokens or sum(lengths), max(lengths)))
+
     def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
 
         lengths = [len(b["input_ids"]) for b in batch]
-        rows = first_fit_decreasing(lengths, max(self.row_tokens or sum(lengths), max(lengths)))
+        rows = self.layout(lengths)
         width = max(sum(lengths[i] for i in row) for row in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)

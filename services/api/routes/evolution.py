@@ -11,6 +11,7 @@ from services.api.deps import READ, RedisDep
 from services.api.exceptions import NotFound, found
 from services.api.problems import NOT_FOUND, READ_ERRORS
 from services.api.schemas_evolution import (
+    ComparePublic,
     CurvePointPublic,
     EvolutionExport,
     EvolutionJobList,
@@ -38,6 +39,24 @@ def evolution_jobs(r: RedisDep) -> dict:
     """Jobs that have evolution snapshots."""
     jobs = evolution.list_jobs(r)
     return {"data": jobs, "count": len(jobs)}
+
+
+@router.get("/compare", response_model=ComparePublic, responses={**ERRORS, 422: {"description": "no shared example"}})
+def compare(r: RedisDep, jobs: Annotated[str, Query(description="job ids, comma-separated; the first is A",
+                                                    examples=["job-a,job-b"])],
+            fmt: Annotated[Literal["json", "csv"], Query()] = "json") -> Any:
+    """The tracked examples the jobs share (by id or the same text), each run's state and final metrics and the
+    difference from the first job, sorted by the largest change; and all runs' curves on one axis (steps, or
+    the fraction of training when their lengths differ). 422 when they share no example; a warning when
+    their base models differ."""
+    ids = [j.strip() for j in jobs.split(",") if j.strip()]
+    for job_id in ids:
+        _known_job(r, job_id)
+    out = evolution.compare(r, ids)
+    if fmt == "csv":
+        return Response(evolution.compare_csv(out), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="compare.csv"'})
+    return out
 
 
 @router.get("/{job_id}/curve", response_model=list[CurvePointPublic])

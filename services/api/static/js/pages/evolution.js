@@ -6,16 +6,21 @@
 import { maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { append, h } from "../dom.js";
+import * as compare from "./compare.js";
 import { cartographyPanel } from "./evolution/cartography.js";
 import { curvesPanel } from "./evolution/curves.js";
 import { examplePanel } from "./evolution/example.js";
 import { examplesTable } from "./evolution/table.js";
 
 export async function render(main, [jobId, idxParam]) {
+  if (jobId === "compare") return compare.render(main, (idxParam || "").split(",").filter(Boolean));
   const jobs = (await maybe("/api/evolution", { data: [] })).data;
   if (!jobId && jobs.length) jobId = jobs[0].job_id;
   const title = h("h2", { text: "Evolution" });
-  main.append(h("section", {}, h("div", { class: "toolbar" }, title, jobPicker(jobs, jobId))));
+  const other = h("select", { "aria-label": "compare with" }, jobs.filter((j) => j.job_id !== jobId).map((j) => h("option", { value: j.job_id, text: j.job_id })));
+  const go = h("button", { "data-testid": "compare-go", disabled: jobs.length < 2,
+    onclick: () => { location.hash = `#/evolution/compare/${encodeURIComponent(`${jobId},${other.value}`)}`; } }, "compare");
+  main.append(h("section", {}, h("div", { class: "toolbar" }, title, jobPicker(jobs, jobId), "compare with ", other, go)));
   if (!jobId) {
     const text = "No snapshots yet: they appear as checkpoints are evaluated.";
     main.append(h("p", { class: "muted", text }));

@@ -3,6 +3,7 @@
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { clear, fmt, h, progress, stateBadge, table, toast } from "../dom.js";
+import { renderPreview } from "../preview.js";
 
 const ACTIONS = {
   pause: ["running", "queued"], resume: ["paused", "stopped", "preempted", "failed"],
@@ -13,16 +14,27 @@ const ACTIONS = {
 export async function render(main) {
   const jobsBox = h("div");
   const queueBox = h("div");
+  const previewTitle = h("h2", { text: "What the model trains on" });
+  const previewBody = h("div");
+  const previewBox = h("section", { "data-testid": "preview-panel", hidden: true }, previewTitle, previewBody);
+  async function showPreview(title, load) {
+    previewBox.hidden = false;
+    previewTitle.textContent = title;
+    clear(previewBody).append(h("p", { class: "muted", text: "rendering with the job's tokenizer…" }));
+    try { clear(previewBody).append(renderPreview(await load())); } catch (e) { clear(previewBody).append(h("p", { class: "error", text: e.message })); }
+  }
   main.append(
     h("section", {}, h("h2", { text: "Jobs" }), jobsBox),
     h("div", { class: "row" },
       h("section", {}, h("h2", { text: "Queue order" }), queueBox),
-      h("section", {}, h("h2", { text: "Submit a job" }), submitForm(() => refresh()))),
+      h("section", {}, h("h2", { text: "Submit a job" }), submitForm(() => refresh(), showPreview))),
+    previewBox,
   );
+  const previewJob = (id) => showPreview(`What job ${id} trains on`, () => api(`/api/jobs/${encodeURIComponent(id)}/preview?n=8`));
 
   async function refresh() {
     const [jobs, queue] = await Promise.all([maybe("/api/jobs?limit=200", null), maybe("/api/queue?limit=200", null)]);
-    clear(jobsBox).append(jobs ? jobsTable(jobs.data, refresh) : h("p", { class: "muted", text: "The trainer is not available." }));
+    clear(jobsBox).append(jobs ? jobsTable(jobs.data, refresh, previewJob) : h("p", { class: "muted", text: "The trainer is not available." }));
     clear(queueBox).append(queue ? queueTable(queue.data) : h("p", { class: "muted", text: "No queue information." }));
   }
   await refresh();
@@ -35,7 +47,7 @@ export async function render(main) {
   return () => { off(); clearInterval(timer); };
 }
 
-function jobsTable(jobs, refresh) {
+function jobsTable(jobs, refresh, previewJob) {
   if (!jobs.length) return h("p", { class: "muted", text: "No jobs yet: drop a dataset below." });
   return table([
     { label: "job", value: (j) => h("a", { href: `#/live/${encodeURIComponent(j.id)}`, class: "mono", text: j.id }) },
@@ -46,6 +58,7 @@ function jobsTable(jobs, refresh) {
     { label: "loss", value: (j) => fmt(j.loss) },
     { label: "", value: (j) => controls(j, refresh) },
     { label: "", value: (j) => h("a", { href: `#/evolution/${encodeURIComponent(j.id)}`, text: "evolution" }) },
+    { label: "", value: (j) => h("button", { "data-preview": j.id, onclick: () => previewJob(j.id) }, "preview") },
   ], jobs);
 }
 
@@ -79,7 +92,7 @@ function queueTable(items) {
   ], items);
 }
 
-function submitForm(done) {
+function submitForm(done, showPreview) {
   const spec = h("textarea", { rows: 3, cols: 40, placeholder: '{"max_steps": 200, "lr": 0.003}', "aria-label": "spec" });
   const prio = h("select", { "aria-label": "priority" }, ["default", "high", "low"].map((p) => h("option", { value: p }, p)));
   const method = h("select", { "aria-label": "method" }, [["lora", "LoRA adapter"], ["full", "full fine-tune"]]
@@ -96,6 +109,19 @@ function submitForm(done) {
   const file = h("input", { type: "file", accept: ".jsonl,.json,.csv,.parquet,application/json,text/csv" });
   const drop = h("div", { class: "drop" }, "Drop a dataset (.jsonl, .json array, .csv, .parquet) here, or ", file);
   const status = h("div", { class: "muted" });
+  const first = h("input", { type: "checkbox", "aria-label": "preview first" });
+  function formOf(f) {
+    const form = new FormData();
+    form.append("file", f);
+    form.append("spec", specJson());
+    return form;
+  }
+  function pick(f) {
+    if (!first.checked) return submit(f);
+    const go = h("button", { "data-testid": "submit-previewed", onclick: () => { go.remove(); submit(f); } }, `submit ${f.name}`);
+    clear(status).append(`previewed ${f.name}, not submitted yet `, go);
+    showPreview(`What ${f.name} would train on`, () => api("/api/jobs/preview", { method: "POST", form: formOf(f) }));
+  }
   const detected = h("div", { class: "muted", "data-testid": "detected" });
   async function submit(f) {
     const form = new FormData();
@@ -117,10 +143,10 @@ function submitForm(done) {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (ev) => {
     ev.preventDefault(); drop.classList.remove("over");
-    if (ev.dataTransfer.files.length) submit(ev.dataTransfer.files[0]);
+    if (ev.dataTransfer.files.length) pick(ev.dataTransfer.files[0]);
   });
-  file.addEventListener("change", () => { if (file.files.length) submit(file.files[0]); });
+  file.addEventListener("change", () => { if (file.files.length) pick(file.files[0]); });
   return h("div", {}, drop, h("div", { class: "toolbar" }, h("label", {}, "method "), method,
-    h("label", {}, "continue from "), initFrom, h("label", {}, "spec overrides "), spec, h("label", {}, "priority "), prio),
-    status, detected);
+    h("label", {}, "continue from "), initFrom, h("label", {}, "spec overrides "), spec,
+    h("label", {}, "priority "), prio, h("label", {}, first, " preview before submitting")), status, detected);
 }

@@ -2,6 +2,7 @@
 import { act, api, maybe } from "../api.js";
 import { onEvent } from "../feed.js";
 import { append, bytes, clear, fmt, h, table } from "../dom.js";
+import { playgroundPanel } from "../playground.js";
 import { storagePlanView } from "./models/storageplan.js";
 
 const KINDS = ["", "adapter", "full", "base", "merged", "dataset"];
@@ -26,6 +27,9 @@ export async function render(main) {
     h("div", { class: "row" }, h("section", {}, h("h2", { text: "Lineage" }), side),
       h("section", {}, h("h2", { text: "Storage and backup" }), bestBox, storage, plan, backup)));
   let selected = null;
+  const all = await maybe("/api/versions?limit=500", null);
+  const play = playgroundPanel(all ? all.data : []);
+  main.append(play.el);
 
   async function refresh() {
     const params = new URLSearchParams({ limit: 500 });
@@ -77,7 +81,10 @@ export async function render(main) {
     const setAlias = () => alias.value
       && run("aliases", { alias: alias.value }, `alias ${alias.value} moved`);
     const trash = () => run("trash", {}, "moved to trash");
-    return h("span", {},
+    const tryIt = v.kind === "adapter" || v.kind === "base"
+      ? h("button", { "data-try": v.version_id, disabled: v.status === "trashed",
+        onclick: () => play.tryVersion(v.kind === "base" ? "base" : v.version_id) }, "try it") : null;
+    return h("span", {}, tryIt,
       v.pinned ? h("button", { onclick: () => run("unprotect", {}, "unpinned") }, "unpin")
         : h("button", { onclick: () => run("protect", { reason: "pinned from the UI" }, "pinned") }, "pin"),
       v.status === "trashed" ? h("button", { onclick: () => run("restore", {}, "restored") }, "restore")

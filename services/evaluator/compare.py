@@ -1,0 +1,176 @@
+"""Compare runs example by example: the tracked examples two or more jobs share, and their curves.
+
+Examples are matched to the first job's (the reference, "A") by the dataset's own ``id`` when it has one,
+else by the same prompt and target text (case and surrounding spaces ignored): ``line-N`` ids are positions,
+not identities, so they never match by id. Per shared example: the state in each run (learned at a step,
+forgotten, never learned), the final metrics, and the difference from the reference. The table is sorted by
+the largest change: a different state first (learned vs never learned weighs most), then the largest metric
+difference.
+
+Curves share one step axis when every run's last snapshot is at the same step, else a "fraction of
+training" axis (step / the run's last snapshot step).
+
+    compare(r, ["job-a", "job-b"])   # InvalidQueryError (422) when they share no example
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import redis
+
+from services.evaluator.exceptions import InvalidQueryError, UnknownJobError
+from services.evaluator.queries import csv_cell
+from shared.projection import LIVE, View
+
+VIEW_NAME = "evolution"
+METRICS = ("exact", "loss", "confidence", "f1", "edit_sim", "semantic")
+DELTAS = ("loss", "confidence", "f1", "exact")
+STATE_RANK = {"learned": 2, "forgotten": 1, "never_learned": 0}
+MAX_JOBS = 8
+
+
+def _text_key(entry: dict[str, Any]) -> str:
+    return "\x00".join(" ".join(str(entry.get(k) or "").split()).casefold() for k in ("question", "target"))
+
+
+def _own_id(entry: dict[str, Any]) -> str | None:
+    ex_id = entry.get("id")
+    return None if ex_id is None or str(ex_id).startswith("line-") else str(ex_id)
+
+
+def _load(r: redis.Redis, job_ids: list[str], ns: str) -> list[dict[str, Any]]:
+    view = View(r, VIEW_NAME, ns)
+    pipe = r.pipeline(transaction=False)
+    for job in job_ids:
+        pipe.hvals(view.key("ex", job))
+        pipe.hvals(view.key("steps", job))
+        pipe.hget(view.key("jobs"), job)
+    got = pipe.execute()
+    runs = []
+    for i, job in enumerate(job_ids):
+        ex, steps, meta = got[3 * i:3 * i + 3]
+        if not ex:
+            raise UnknownJobError(f"no snapshots for job {job}")
+        runs.append({"job_id": job, "examples": [json.loads(v) for v in ex],
+                     "steps": sorted((json.loads(v) for v in steps), key=lambda s: s["step"]),
+                     "meta": json.loads(meta) if meta else {}})
+    return runs
+
+
+def _match(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(matched_by, one entry per run) for each reference example present in every run."""
+    lookups = []
+    for run in runs[1:]:
+        by_id = {i: e for e in run["examples"] if (i := _own_id(e)) is not None}
+        by_text = {_text_key(e): e for e in run["examples"]}
+        lookups.append((by_id, by_text))
+    shared = []
+    for ref in sorted(runs[0]["examples"], key=lambda e: e["idx"]):
+        own, text = _own_id(ref), _text_key(ref)
+        found, how = [ref], "id"
+        for by_id, by_text in lookups:
+            hit = by_id.get(own) if own is not None else None
+            if hit is None:
+                hit, how = by_text.get(text), "text"
+            if hit is None:
+                break
+            found.append(hit)
+        else:
+            shared.append((how, found))
+    return shared
+
+
+def _run_row(job_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+    summary, latest = entry.get("summary") or {}, entry.get("latest") or {}
+    return {"job_id": job_id, "idx": entry["idx"], "state": summary.get("state"),
+            "learned_at": summary.get("learned_at"), "forgetting_events": len(summary.get("forgetting_events") or []),
+            "step": latest.get("step"), "prediction": latest.get("prediction"),
+            **{k: latest.get(k) for k in METRICS}}
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and x == x else None
+
+
+def change_label(states: list[str | None], letters: list[str]) -> str:
+    if len(set(states)) == 1:
+        return f"{(states[0] or 'unknown').replace('_', ' ')} in all"
+    ref = states[0]
+    parts = [f"{(s or 'unknown').replace('_', ' ')} in {letter}" for s, letter in zip(states, letters, strict=True)
+             if s != ref]
+    return ", ".join(parts) + f"; {(ref or 'unknown').replace('_', ' ')} in A"
+
+
+def _example(how: str, entries: list[dict[str, Any]], job_ids: list[str], letters: list[str]) -> dict[str, Any]:
+    rows = [_run_row(j, e) for j, e in zip(job_ids, entries, strict=True)]
+    ref = rows[0]
+    deltas = []
+    for row in rows[1:]:
+        d = {}
+        for k in DELTAS:
+            a, b = _num(ref.get(k)), _num(row.get(k))
+            d[k] = None if a is None or b is None else round(b - a, 6)
+        deltas.append(d)
+    states = [row["state"] for row in rows]
+    state_gap = max(abs(STATE_RANK.get(s or "", 0) - STATE_RANK.get(states[0] or "", 0)) for s in states)
+    metric_gap = max((abs(v) for d in deltas for k, v in d.items() if k != "exact" and v is not None), default=0.0)
+    e0 = entries[0]
+    return {"id": e0.get("id"), "question": e0.get("question", ""), "target": e0.get("target", ""),
+            "split": e0.get("split"), "matched_by": how, "runs": rows, "deltas": deltas,
+            "change": change_label(states, letters), "score": round(state_gap * 1000 + metric_gap, 6)}
+
+
+def _curves(runs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    lasts = [run["steps"][-1]["step"] if run["steps"] else 0 for run in runs]
+    axis = "step" if len(set(lasts)) == 1 else "fraction"
+    out = []
+    for run, last in zip(runs, lasts, strict=True):
+        points = []
+        for s in run["steps"]:
+            agg = (s.get("aggregates") or {}).get("all") or {}
+            points.append({"x": s["step"] if axis == "step" else round(s["step"] / last, 6) if last else 0.0,
+                           "step": s["step"], **{k: agg.get(k) for k in METRICS}, **(s.get("counts") or {})})
+        out.append({"job_id": run["job_id"], "last_step": last, "points": points})
+    return axis, out
+
+
+def compare(r: redis.Redis, job_ids: list[str], ns: str = LIVE) -> dict[str, Any]:
+    """The shared tracked examples of ``job_ids`` (the first is the reference) and their curves."""
+    if len(job_ids) < 2 or len(set(job_ids)) != len(job_ids):
+        raise InvalidQueryError("compare needs two or more different jobs")
+    if len(job_ids) > MAX_JOBS:
+        raise InvalidQueryError(f"compare takes at most {MAX_JOBS} jobs")
+    runs = _load(r, job_ids, ns)
+    shared = _match(runs)
+    if not shared:
+        raise InvalidQueryError(f"jobs {', '.join(job_ids)} share no tracked example (by id or by the same "
+                                "prompt and target)")
+    letters = [chr(ord("A") + i) for i in range(len(job_ids))]
+    rows = sorted((_example(how, e, job_ids, letters) for how, e in shared), key=lambda x: -x["score"])
+    bases = {run["meta"].get("base_model") for run in runs}
+    warnings = [f"the jobs are of different base models ({', '.join(sorted(str(b) for b in bases))})"] \
+        if len(bases) > 1 else []
+    axis, curves = _curves(runs)
+    jobs = [{"job_id": run["job_id"], "letter": letter, "base_model": run["meta"].get("base_model"),
+             "n_examples": len(run["examples"]), "last_step": curve["last_step"]}
+            for run, letter, curve in zip(runs, letters, curves, strict=True)]
+    changed = sum(1 for x in rows if len({run["state"] for run in x["runs"]}) > 1)
+    return {"jobs": jobs, "axis": axis, "curves": curves, "warnings": warnings, "count": len(rows),
+            "changed": changed, "examples": rows}
+
+
+def compare_csv(result: dict[str, Any]) -> str:
+    """One row per shared example: id, change, then per run (A, B, ...) state, learned_at and final metrics."""
+    letters = [j["letter"] for j in result["jobs"]]
+    per_run = ("state", "learned_at", "loss", "f1", "exact", "prediction")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["id", "matched_by", "change", "target", *(f"{k}_{x}" for x in letters for k in per_run)])
+    for ex in result["examples"]:
+        cells = [csv_cell(run.get(k)) for run in ex["runs"] for k in per_run]
+        writer.writerow([csv_cell(ex["id"]), ex["matched_by"], ex["change"], csv_cell(ex["target"]), *cells])
+    return buf.getvalue()
