@@ -46,7 +46,7 @@ def load(r, docs: _Docs, job: str, n_examples: int, n_steps: int, seed: int) -> 
 
 
 def baseline(r, jobs: list[str]) -> int:
-    from services.evaluator import readmodel
+    from services.evaluator import api as readmodel
 
     exports = [json.loads(readmodel.export(r, j)) for j in jobs]
     by_id = [{e["id"]: e for e in ex["examples"]} for ex in exports]
@@ -71,7 +71,7 @@ def main() -> None:
 
     import redis
 
-    from services.evaluator import readmodel
+    from services.evaluator import api as readmodel
     from services.stack.servers import RedisServer
 
     with tempfile.TemporaryDirectory() as tmp:

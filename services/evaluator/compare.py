@@ -42,20 +42,32 @@ def _own_id(entry: dict[str, Any]) -> str | None:
     return None if ex_id is None or str(ex_id).startswith("line-") else str(ex_id)
 
 
+def compact(entry: dict[str, Any]) -> dict[str, Any]:
+    """What compare reads of one example (the projection keeps these per job under ``cmp:<job>``)."""
+    summary, latest = entry.get("summary") or {}, entry.get("latest") or {}
+    return {"idx": entry["idx"], **{k: entry.get(k) for k in ("id", "split", "question", "target")},
+            "state": summary.get("state"), "learned_at": summary.get("learned_at"),
+            "forgetting_events": len(summary.get("forgetting_events") or []),
+            "latest": {k: latest.get(k) for k in ("step", "prediction", *METRICS)}}
+
+
 def _load(r: redis.Redis, job_ids: list[str], ns: str) -> list[dict[str, Any]]:
+    """Per job: the compact example list (one GET), its step curve and its meta."""
     view = View(r, VIEW_NAME, ns)
     pipe = r.pipeline(transaction=False)
     for job in job_ids:
-        pipe.hvals(view.key("ex", job))
+        pipe.get(view.key("cmp", job))
         pipe.hvals(view.key("steps", job))
         pipe.hget(view.key("jobs"), job)
     got = pipe.execute()
     runs = []
     for i, job in enumerate(job_ids):
-        ex, steps, meta = got[3 * i:3 * i + 3]
-        if not ex:
+        cmp, steps, meta = got[3 * i:3 * i + 3]
+        # a view built before ``cmp`` existed: derive the same rows from the full entries
+        examples = json.loads(cmp) if cmp else [compact(json.loads(v)) for v in r.hvals(view.key("ex", job))]
+        if not examples:
             raise UnknownJobError(f"no snapshots for job {job}")
-        runs.append({"job_id": job, "examples": [json.loads(v) for v in ex],
+        runs.append({"job_id": job, "examples": examples,
                      "steps": sorted((json.loads(v) for v in steps), key=lambda s: s["step"]),
                      "meta": json.loads(meta) if meta else {}})
     return runs
@@ -85,11 +97,10 @@ def _match(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]
 
 
 def _run_row(job_id: str, entry: dict[str, Any]) -> dict[str, Any]:
-    summary, latest = entry.get("summary") or {}, entry.get("latest") or {}
-    return {"job_id": job_id, "idx": entry["idx"], "state": summary.get("state"),
-            "learned_at": summary.get("learned_at"), "forgetting_events": len(summary.get("forgetting_events") or []),
-            "step": latest.get("step"), "prediction": latest.get("prediction"),
-            **{k: latest.get(k) for k in METRICS}}
+    latest = entry["latest"]
+    return {"job_id": job_id, "idx": entry["idx"], "state": entry["state"], "learned_at": entry["learned_at"],
+            "forgetting_events": entry["forgetting_events"], "step": latest["step"],
+            "prediction": latest["prediction"], **{k: latest[k] for k in METRICS}}
 
 
 def _num(x: Any) -> float | None:

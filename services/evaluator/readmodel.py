@@ -10,6 +10,7 @@ Redis layout, under the projection's view namespace (``ty:view:<ns>:evolution:``
   order:<job>:<field>    string {asc, desc, missing}: idx lists per sort field (idx, learned_at, loss, ...)
   groups:<job>           string {"state:learned": [idx...], "region:ambiguous": [...], "split:train": [...]}
   text:<job>             string {idx: case-folded id + question + target + latest prediction} (text search)
+  cmp:<job>              string [per example by idx: id, texts, state, learned_at, latest metrics] (compare)
   failed:<job>           hash step -> {version_id, reason}
   missing:<job>          hash step -> snapshot key whose document was gone at replay time
 
@@ -26,6 +27,7 @@ import math
 from collections import Counter
 from typing import Any
 
+from services.evaluator.compare import compact
 from services.evaluator.derived import ExampleState, LearnState, Point
 from services.evaluator.queries import SORT_FIELDS, VIEW_NAME
 from services.registry.api import RegistryClient
@@ -178,6 +180,7 @@ def write_indexes(view: View, job_id: str, entries: dict[int, dict[str, Any]]) -
             groups.setdefault(f"{kind}:{value}", []).append(i)
     pipe.set(view.key("groups", job_id), dumps(groups))
     pipe.set(view.key("text", job_id), dumps({str(i): search_text(e) for i, e in entries.items()}))
+    pipe.set(view.key("cmp", job_id), dumps([compact(entries[i]) for i in sorted(entries)]))
 
 
 def write_step_rows(view: View, job_id: str, step: int, rows: list[dict[str, Any]]) -> None:
