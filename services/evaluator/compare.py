@@ -31,6 +31,7 @@ METRICS = ("exact", "loss", "confidence", "f1", "edit_sim", "semantic")
 DELTAS = ("loss", "confidence", "f1", "exact")
 STATE_RANK = {"learned": 2, "forgotten": 1, "never_learned": 0}
 MAX_JOBS = 8
+RUN_KEYS = ("state", "learned_at", "forgetting_events", "step", "prediction", *METRICS)  # a table row's fields
 
 
 def _text_key(entry: dict[str, Any]) -> str:
@@ -43,12 +44,14 @@ def _own_id(entry: dict[str, Any]) -> str | None:
 
 
 def compact(entry: dict[str, Any]) -> dict[str, Any]:
-    """What compare reads of one example (the projection keeps these per job under ``cmp:<job>``)."""
+    """What compare reads of one example (the projection keeps these per job under ``cmp:<job>``): its texts,
+    its match keys and its row of the table (less the job id)."""
     summary, latest = entry.get("summary") or {}, entry.get("latest") or {}
-    return {"idx": entry["idx"], **{k: entry.get(k) for k in ("id", "split", "question", "target")},
-            "state": summary.get("state"), "learned_at": summary.get("learned_at"),
-            "forgetting_events": len(summary.get("forgetting_events") or []),
-            "latest": {k: latest.get(k) for k in ("step", "prediction", *METRICS)}}
+    run = [summary.get("state"), summary.get("learned_at"), len(summary.get("forgetting_events") or []),
+           *(latest.get(k) for k in ("step", "prediction", *METRICS))]  # values of RUN_KEYS
+    return {"idx": entry["idx"], "id": entry.get("id"), "split": entry.get("split"),
+            "question": entry.get("question", ""), "target": entry.get("target", ""),
+            "own": _own_id(entry), "text": _text_key(entry), "run": run}
 
 
 def _load(r: redis.Redis, job_ids: list[str], ns: str) -> list[dict[str, Any]]:
@@ -75,19 +78,17 @@ def _load(r: redis.Redis, job_ids: list[str], ns: str) -> list[dict[str, Any]]:
 
 def _match(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
     """(matched_by, one entry per run) for each reference example present in every run."""
-    lookups = []
-    for run in runs[1:]:
-        by_id = {i: e for e in run["examples"] if (i := _own_id(e)) is not None}
-        by_text = {_text_key(e): e for e in run["examples"]}
-        lookups.append((by_id, by_text))
+    lookups = [({e["own"]: e for e in run["examples"] if e["own"] is not None}, run["examples"]) for run in runs[1:]]
+    by_texts: dict[int, dict[str, dict[str, Any]]] = {}  # built only when an id does not match
     shared = []
     for ref in sorted(runs[0]["examples"], key=lambda e: e["idx"]):
-        own, text = _own_id(ref), _text_key(ref)
-        found, how = [ref], "id"
-        for by_id, by_text in lookups:
+        own, found, how = ref["own"], [ref], "id"
+        for n, (by_id, examples) in enumerate(lookups):
             hit = by_id.get(own) if own is not None else None
             if hit is None:
-                hit, how = by_text.get(text), "text"
+                if n not in by_texts:
+                    by_texts[n] = {e["text"]: e for e in examples}
+                hit, how = by_texts[n].get(ref["text"]), "text"
             if hit is None:
                 break
             found.append(hit)
@@ -96,19 +97,12 @@ def _match(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]
     return shared
 
 
-def _run_row(job_id: str, entry: dict[str, Any]) -> dict[str, Any]:
-    latest = entry["latest"]
-    return {"job_id": job_id, "idx": entry["idx"], "state": entry["state"], "learned_at": entry["learned_at"],
-            "forgetting_events": entry["forgetting_events"], "step": latest["step"],
-            "prediction": latest["prediction"], **{k: latest[k] for k in METRICS}}
-
-
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and x == x else None
 
 
 def change_label(states: list[str | None], letters: list[str]) -> str:
-    if len(set(states)) == 1:
+    if states.count(states[0]) == len(states):
         return f"{(states[0] or 'unknown').replace('_', ' ')} in all"
     ref = states[0]
     parts = [f"{(s or 'unknown').replace('_', ' ')} in {letter}" for s, letter in zip(states, letters, strict=True)
@@ -117,21 +111,24 @@ def change_label(states: list[str | None], letters: list[str]) -> str:
 
 
 def _example(how: str, entries: list[dict[str, Any]], job_ids: list[str], letters: list[str]) -> dict[str, Any]:
-    rows = [_run_row(j, e) for j, e in zip(job_ids, entries, strict=True)]
-    ref = rows[0]
-    deltas = []
+    rows = [{"job_id": j, "idx": e["idx"], **dict(zip(RUN_KEYS, e["run"], strict=True))}
+            for j, e in zip(job_ids, entries, strict=True)]
+    ref = [_num(rows[0][k]) for k in DELTAS]
+    deltas, metric_gap = [], 0.0
     for row in rows[1:]:
         d = {}
-        for k in DELTAS:
-            a, b = _num(ref.get(k)), _num(row.get(k))
-            d[k] = None if a is None or b is None else round(b - a, 6)
+        for k, a in zip(DELTAS, ref, strict=True):
+            b = _num(row[k])
+            d[k] = v = None if a is None or b is None else round(b - a, 6)
+            if v is not None and k != "exact" and abs(v) > metric_gap:
+                metric_gap = abs(v)
         deltas.append(d)
     states = [row["state"] for row in rows]
-    state_gap = max(abs(STATE_RANK.get(s or "", 0) - STATE_RANK.get(states[0] or "", 0)) for s in states)
-    metric_gap = max((abs(v) for d in deltas for k, v in d.items() if k != "exact" and v is not None), default=0.0)
+    ref_rank = STATE_RANK.get(states[0] or "", 0)
+    state_gap = max(abs(STATE_RANK.get(s or "", 0) - ref_rank) for s in states)
     e0 = entries[0]
-    return {"id": e0.get("id"), "question": e0.get("question", ""), "target": e0.get("target", ""),
-            "split": e0.get("split"), "matched_by": how, "runs": rows, "deltas": deltas,
+    return {"id": e0["id"], "question": e0["question"], "target": e0["target"], "split": e0["split"],
+            "matched_by": how, "runs": rows, "deltas": deltas,
             "change": change_label(states, letters), "score": round(state_gap * 1000 + metric_gap, 6)}
 
 
