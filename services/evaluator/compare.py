@@ -32,10 +32,14 @@ DELTAS = ("loss", "confidence", "f1", "exact")
 STATE_RANK = {"learned": 2, "forgotten": 1, "never_learned": 0}
 MAX_JOBS = 8
 RUN_KEYS = ("state", "learned_at", "forgetting_events", "step", "prediction", *METRICS)  # a table row's fields
+# a compact row (one list per example, so that a job's rows parse fast): these, then the values of RUN_KEYS
+IDX, ID, SPLIT, QUESTION, TARGET, OWN_ID, RUN_AT = range(7)
+STATE_AT = RUN_AT
+DELTA_AT = tuple(RUN_AT + RUN_KEYS.index(k) for k in DELTAS)
 
 
-def _text_key(entry: dict[str, Any]) -> str:
-    return "\x00".join(" ".join(str(entry.get(k) or "").split()).casefold() for k in ("question", "target"))
+def _text_key(question: object, target: object) -> str:
+    return "\x00".join(" ".join(str(x or "").split()).casefold() for x in (question, target))
 
 
 def _own_id(entry: dict[str, Any]) -> str | None:
@@ -43,52 +47,60 @@ def _own_id(entry: dict[str, Any]) -> str | None:
     return None if ex_id is None or str(ex_id).startswith("line-") else str(ex_id)
 
 
-def compact(entry: dict[str, Any]) -> dict[str, Any]:
-    """What compare reads of one example (the projection keeps these per job under ``cmp:<job>``): its texts,
-    its match keys and its row of the table (less the job id)."""
+def compact(entry: dict[str, Any]) -> list[Any]:
+    """What compare reads of one example (the projection keeps these per job, by idx, under ``cmp:<job>``):
+    idx, id, split, question, target, the id it matches by (None for ``line-N``), then its row of the table."""
     summary, latest = entry.get("summary") or {}, entry.get("latest") or {}
-    run = [summary.get("state"), summary.get("learned_at"), len(summary.get("forgetting_events") or []),
-           *(latest.get(k) for k in ("step", "prediction", *METRICS))]  # values of RUN_KEYS
-    return {"idx": entry["idx"], "id": entry.get("id"), "split": entry.get("split"),
-            "question": entry.get("question", ""), "target": entry.get("target", ""),
-            "own": _own_id(entry), "text": _text_key(entry), "run": run}
+    return [entry["idx"], entry.get("id"), entry.get("split"), entry.get("question", ""), entry.get("target", ""),
+            _own_id(entry), summary.get("state"), summary.get("learned_at"),
+            len(summary.get("forgetting_events") or []), *(latest.get(k) for k in ("step", "prediction", *METRICS))]
+
+
+def curve_point(step_entry: dict[str, Any]) -> dict[str, Any]:
+    """One step of a run's curve in compare (the projection keeps a job's, by step, under ``points:<job>``)."""
+    agg = (step_entry.get("aggregates") or {}).get("all") or {}
+    return {"step": step_entry["step"], **{k: agg.get(k) for k in METRICS}, **(step_entry.get("counts") or {})}
 
 
 def _load(r: redis.Redis, job_ids: list[str], ns: str) -> list[dict[str, Any]]:
-    """Per job: the compact example list (one GET), its step curve and its meta."""
+    """Per job: the compact rows (one GET), its step curve and its meta."""
     view = View(r, VIEW_NAME, ns)
     pipe = r.pipeline(transaction=False)
     for job in job_ids:
         pipe.get(view.key("cmp", job))
-        pipe.hvals(view.key("steps", job))
+        pipe.get(view.key("points", job))
         pipe.hget(view.key("jobs"), job)
     got = pipe.execute()
     runs = []
     for i, job in enumerate(job_ids):
-        cmp, steps, meta = got[3 * i:3 * i + 3]
-        # a view built before ``cmp`` existed: derive the same rows from the full entries
-        examples = json.loads(cmp) if cmp else [compact(json.loads(v)) for v in r.hvals(view.key("ex", job))]
+        cmp, points, meta = got[3 * i:3 * i + 3]
+        # a view built before ``cmp`` and ``points`` existed: derive the same rows from the full entries
+        examples = json.loads(cmp) if cmp else sorted((compact(json.loads(v)) for v in r.hvals(view.key("ex", job))),
+                                                      key=lambda e: e[IDX])
         if not examples:
             raise UnknownJobError(f"no snapshots for job {job}")
+        if points is None:
+            points = sorted((curve_point(json.loads(v)) for v in r.hvals(view.key("steps", job))),
+                            key=lambda p: p["step"])
         runs.append({"job_id": job, "examples": examples,
-                     "steps": sorted((json.loads(v) for v in steps), key=lambda s: s["step"]),
+                     "points": json.loads(points) if isinstance(points, bytes | str) else points,
                      "meta": json.loads(meta) if meta else {}})
     return runs
 
 
-def _match(runs: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(matched_by, one entry per run) for each reference example present in every run."""
-    lookups = [({e["own"]: e for e in run["examples"] if e["own"] is not None}, run["examples"]) for run in runs[1:]]
-    by_texts: dict[int, dict[str, dict[str, Any]]] = {}  # built only when an id does not match
+def _match(runs: list[dict[str, Any]]) -> list[tuple[str, list[list[Any]]]]:
+    """(matched_by, one compact row per run) for each reference example present in every run."""
+    lookups = [({e[OWN_ID]: e for e in run["examples"] if e[OWN_ID] is not None}, run["examples"]) for run in runs[1:]]
+    by_texts: dict[int, dict[str, list[Any]]] = {}  # built only when an id does not match
     shared = []
-    for ref in sorted(runs[0]["examples"], key=lambda e: e["idx"]):
-        own, found, how = ref["own"], [ref], "id"
+    for ref in runs[0]["examples"]:
+        own, found, how = ref[OWN_ID], [ref], "id"
         for n, (by_id, examples) in enumerate(lookups):
             hit = by_id.get(own) if own is not None else None
             if hit is None:
                 if n not in by_texts:
-                    by_texts[n] = {e["text"]: e for e in examples}
-                hit, how = by_texts[n].get(ref["text"]), "text"
+                    by_texts[n] = {_text_key(e[QUESTION], e[TARGET]): e for e in examples}
+                hit, how = by_texts[n].get(_text_key(ref[QUESTION], ref[TARGET])), "text"
             if hit is None:
                 break
             found.append(hit)
@@ -110,38 +122,35 @@ def change_label(states: list[str | None], letters: list[str]) -> str:
     return ", ".join(parts) + f"; {(ref or 'unknown').replace('_', ' ')} in A"
 
 
-def _example(how: str, entries: list[dict[str, Any]], job_ids: list[str], letters: list[str]) -> dict[str, Any]:
-    rows = [{"job_id": j, "idx": e["idx"], **dict(zip(RUN_KEYS, e["run"], strict=True))}
+def _example(how: str, entries: list[list[Any]], job_ids: list[str], letters: list[str]) -> dict[str, Any]:
+    rows = [dict(zip(RUN_KEYS, e[RUN_AT:], strict=True), job_id=j, idx=e[IDX])
             for j, e in zip(job_ids, entries, strict=True)]
-    ref = [_num(rows[0][k]) for k in DELTAS]
+    e0 = entries[0]
+    ref = [_num(e0[i]) for i in DELTA_AT]
     deltas, metric_gap = [], 0.0
-    for row in rows[1:]:
+    for e in entries[1:]:
         d = {}
-        for k, a in zip(DELTAS, ref, strict=True):
-            b = _num(row[k])
+        for k, i, a in zip(DELTAS, DELTA_AT, ref, strict=True):
+            b = _num(e[i])
             d[k] = v = None if a is None or b is None else round(b - a, 6)
             if v is not None and k != "exact" and abs(v) > metric_gap:
                 metric_gap = abs(v)
         deltas.append(d)
-    states = [row["state"] for row in rows]
+    states = [e[STATE_AT] for e in entries]
     ref_rank = STATE_RANK.get(states[0] or "", 0)
     state_gap = max(abs(STATE_RANK.get(s or "", 0) - ref_rank) for s in states)
-    e0 = entries[0]
-    return {"id": e0["id"], "question": e0["question"], "target": e0["target"], "split": e0["split"],
+    return {"id": e0[ID], "question": e0[QUESTION], "target": e0[TARGET], "split": e0[SPLIT],
             "matched_by": how, "runs": rows, "deltas": deltas,
             "change": change_label(states, letters), "score": round(state_gap * 1000 + metric_gap, 6)}
 
 
 def _curves(runs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    lasts = [run["steps"][-1]["step"] if run["steps"] else 0 for run in runs]
+    lasts = [run["points"][-1]["step"] if run["points"] else 0 for run in runs]
     axis = "step" if len(set(lasts)) == 1 else "fraction"
     out = []
     for run, last in zip(runs, lasts, strict=True):
-        points = []
-        for s in run["steps"]:
-            agg = (s.get("aggregates") or {}).get("all") or {}
-            points.append({"x": s["step"] if axis == "step" else round(s["step"] / last, 6) if last else 0.0,
-                           "step": s["step"], **{k: agg.get(k) for k in METRICS}, **(s.get("counts") or {})})
+        points = [{"x": p["step"] if axis == "step" else round(p["step"] / last, 6) if last else 0.0, **p}
+                  for p in run["points"]]
         out.append({"job_id": run["job_id"], "last_step": last, "points": points})
     return axis, out
 

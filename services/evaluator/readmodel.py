@@ -11,6 +11,7 @@ Redis layout, under the projection's view namespace (``ty:view:<ns>:evolution:``
   groups:<job>           string {"state:learned": [idx...], "region:ambiguous": [...], "split:train": [...]}
   text:<job>             string {idx: case-folded id + question + target + latest prediction} (text search)
   cmp:<job>              string [per example by idx: id, texts, state, learned_at, latest metrics] (compare)
+  points:<job>           string [per step: step, aggregate metrics of all examples, counts] (compare's curves)
   failed:<job>           hash step -> {version_id, reason}
   missing:<job>          hash step -> snapshot key whose document was gone at replay time
 
@@ -27,7 +28,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from services.evaluator.compare import compact
+from services.evaluator.compare import compact, curve_point
 from services.evaluator.derived import ExampleState, LearnState, Point
 from services.evaluator.queries import SORT_FIELDS, VIEW_NAME
 from services.registry.api import RegistryClient
@@ -117,6 +118,8 @@ class EvolutionProjection:
             view.pipe.hset(view.key("hist", job_id, str(idx)), str(step), dumps(history_row(row)))
         step_entry["counts"] = _counts(counts)
         view.pipe.hset(view.key("steps", job_id), str(step), dumps(step_entry))
+        steps = {int(k): json.loads(v) for k, v in view.r.hgetall(view.key("steps", job_id)).items()}
+        write_points(view, job_id, {**steps, step: step_entry})
         write_indexes(view, job_id, current)
         write_step_rows(view, job_id, step, doc["examples"])
 
@@ -148,13 +151,15 @@ class EvolutionProjection:
             last = max(hist)
             entry.update(state=state.to_dict(), summary=state.summary(), latest={**hist[last], "step": last})
             current[idx] = entry
-        old_steps = view.r.hgetall(view.key("steps", job_id))
+        old_steps, steps = view.r.hgetall(view.key("steps", job_id)), {}
         for s, counts in per_step.items():
             entry = step_entry if s == step else _load(old_steps.get(str(s).encode()))
             if entry is None:
                 continue
             entry["counts"] = _counts(counts)
+            steps[s] = entry
             view.pipe.hset(view.key("steps", job_id), str(s), dumps(entry))
+        write_points(view, job_id, steps)
         write_indexes(view, job_id, current)
         write_step_rows(view, job_id, step, doc["examples"])
 
@@ -181,6 +186,11 @@ def write_indexes(view: View, job_id: str, entries: dict[int, dict[str, Any]]) -
     pipe.set(view.key("groups", job_id), dumps(groups))
     pipe.set(view.key("text", job_id), dumps({str(i): search_text(e) for i, e in entries.items()}))
     pipe.set(view.key("cmp", job_id), dumps([compact(entries[i]) for i in sorted(entries)]))
+
+
+def write_points(view: View, job_id: str, steps: dict[int, dict[str, Any]]) -> None:
+    """Every step's point of the job's curve as one document (what compare draws)."""
+    view.pipe.set(view.key("points", job_id), dumps([curve_point(steps[s]) for s in sorted(steps)]))
 
 
 def write_step_rows(view: View, job_id: str, step: int, rows: list[dict[str, Any]]) -> None:
