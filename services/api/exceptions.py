@@ -30,6 +30,12 @@ class BadInput(ApiError):
     status, title = 422, "Invalid input"
 
 
+class BackendUnavailable(ApiError):
+    """A peer the request needs (an inference target) does not answer."""
+
+    status, title = 503, "Back end not available"
+
+
 class ApiClientError(Exception):
     """The CLI's view of an API error (or an unreachable API); the message is one line."""
 
