@@ -8,10 +8,10 @@ the seconds. A fresh process, so nothing else counts in its peak.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import resource
-import sys
 import time
 
 WORDS = ("Trainyard keeps every checkpoint, watches the model learn and deploys it safely; "
@@ -58,8 +58,13 @@ def _items(tok, n: int, tokens: int):  # noqa: ANN001, ANN202
 
 
 def main() -> None:
-    model_dir, device, dtype, n, tokens, budget_mb = sys.argv[1:7]
-    n, tokens, budget_mb = int(n), int(tokens), int(budget_mb)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ("model_dir", "device", "dtype"):
+        ap.add_argument(name)
+    for name in ("n", "tokens", "budget_mb"):
+        ap.add_argument(name, type=int)
+    a = ap.parse_args()
+    model_dir, device, dtype, n, tokens, budget_mb = a.model_dir, a.device, a.dtype, a.n, a.tokens, a.budget_mb
     import torch
 
     from services.evaluator.engine import Engine

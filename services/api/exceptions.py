@@ -31,7 +31,7 @@ class BadInput(ApiError):
 
 
 class BackendUnavailable(ApiError):
-    """A service the gateway reaches over the network (an inference target) did not answer."""
+    """A peer the request needs (an inference target) does not answer."""
 
     status, title = 503, "Back end not available"
 

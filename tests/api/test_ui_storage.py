@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from services.api.main import create_app
+from services.registry.context import Registry
 from services.registry.projection import VersionsProjection
 from shared.bus import publish
 from shared.events import Event, FileEntry, VersionReplicated, VersionStored
@@ -43,8 +44,10 @@ def test_models_page_shows_what_the_budget_would_remove(settings_kwargs: dict, r
 
     monkeypatch.setenv("TRAINYARD_BUCKET_BUDGET_GB", "0.003")
     monkeypatch.setenv("TRAINYARD_KEEP_LAST", "1")
+    settings = ApiSettings(**settings_kwargs, api_token="plan-ui", uploads_dir=tmp_path / "up")
+    Registry.open(settings, r)  # the buckets (the page also shows the backup status)
     vids = _seed(r)
-    app = create_app(ApiSettings(**settings_kwargs, api_token="plan-ui", uploads_dir=tmp_path / "up"), targets=[])
+    app = create_app(settings, targets=[])
     with serve_app(app) as server, sync_playwright() as p:
         browser = launch_chromium(p)
         page = watched_page(browser, viewport={"width": 1400, "height": 1000})

@@ -82,8 +82,10 @@ def test_inference_box_serves_the_mounted_model_with_its_token(gpu_box: ComposeS
     assert gpu_box.health() == {"inference": "healthy"}
     with gpu_box.inference() as inf:
         models = inf.get("/v1/models")
-        assert models.status_code == 200 and "/models/tiny" in models.text, models.text
-        out = inf.post("/v1/completions", json={"model": "/models/tiny", "prompt": "Hello", "max_tokens": 3,
+        # served under its folder's name, never a server path
+        assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == ["tiny"], models.text
+        assert "/models/" not in models.text
+        out = inf.post("/v1/completions", json={"model": "tiny", "prompt": "Hello", "max_tokens": 3,
                                                  "temperature": 0})
         assert out.status_code == 200, out.text
         assert out.json()["choices"][0]["finish_reason"] in ("length", "stop")

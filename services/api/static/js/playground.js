@@ -34,23 +34,34 @@ async function stream(target, model, messages, temperature, out) {
 
 export function playgroundPanel(versions) {
   const adapters = versions.filter((v) => v.kind === "adapter" && v.status !== "trashed");
+  const versionLabel = (v) => `${v.version_id}${v.job_id ? ` (${v.job_id} @${v.step})` : ""}`;
   const options = () => [h("option", { value: "base", text: "base model" }),
-    ...adapters.map((v) => h("option", { value: v.version_id, text: `${v.version_id}${v.job_id ? ` (${v.job_id} @${v.step})` : ""}` }))];
+    ...adapters.map((v) => h("option", { value: v.version_id, text: versionLabel(v) }))];
   const target = h("select", { "aria-label": "target" });
   const left = h("select", { "aria-label": "model A" }, options());
   const right = h("select", { "aria-label": "model B" }, options());
-  const temp = h("input", { type: "number", min: 0, max: 2, step: 0.1, value: 0, size: 4, "aria-label": "temperature" });
+  const temp = h("input", {
+    type: "number", min: 0, max: 2, step: 0.1, value: 0, size: 4, "aria-label": "temperature",
+  });
   const prompt = h("textarea", { rows: 3, cols: 60, "aria-label": "prompt", placeholder: "Ask something" });
-  const tracked = h("select", { "aria-label": "tracked prompts" }, h("option", { value: "", text: "tracked examples' prompts…" }));
+  const tracked = h("select", { "aria-label": "tracked prompts" },
+    h("option", { value: "", text: "tracked examples' prompts…" }));
   tracked.addEventListener("change", () => { if (tracked.value) prompt.value = tracked.value; });
-  const outs = [h("div", { class: "pre", "data-testid": "answer-a" }), h("div", { class: "pre", "data-testid": "answer-b" })];
-  const errs = [h("div", { class: "error", "data-testid": "error-a" }), h("div", { class: "error", "data-testid": "error-b" })];
+  const outs = [
+    h("div", { class: "pre", "data-testid": "answer-a" }),
+    h("div", { class: "pre", "data-testid": "answer-b" }),
+  ];
+  const errs = [
+    h("div", { class: "error", "data-testid": "error-a" }),
+    h("div", { class: "error", "data-testid": "error-b" }),
+  ];
   const send = h("button", { "data-testid": "send" }, "send to both");
   send.addEventListener("click", () => {
     const messages = [{ role: "user", content: prompt.value }];
     [left, right].forEach((sel, i) => {
       errs[i].textContent = "";
-      stream(target.value, sel.value, messages, Number(temp.value) || 0, outs[i]).catch((e) => { errs[i].textContent = e.message; });
+      stream(target.value, sel.value, messages, Number(temp.value) || 0, outs[i])
+        .catch((e) => { errs[i].textContent = e.message; });
     });
   });
   async function loadTracked(versionId) {
@@ -58,7 +69,10 @@ export function playgroundPanel(versions) {
     if (!v || !v.job_id) return;
     const page = await maybe(`/api/evolution/${encodeURIComponent(v.job_id)}/examples?limit=50`, null);
     clear(tracked).append(h("option", { value: "", text: "tracked examples' prompts…" }),
-      ...((page && page.data) || []).map((e) => h("option", { value: e.question, text: `${e.id ?? e.idx}: ${String(e.question).slice(0, 60)}` })));
+      ...((page && page.data) || []).map((e) => h("option", {
+        value: e.question,
+        text: `${e.id ?? e.idx}: ${String(e.question).slice(0, 60)}`,
+      })));
   }
   left.addEventListener("change", () => loadTracked(left.value));
   maybe("/api/targets", []).then((ts) => {
@@ -68,7 +82,8 @@ export function playgroundPanel(versions) {
   const el = h("section", { "data-testid": "playground" }, h("h2", { text: "Try it" }),
     h("div", { class: "toolbar" }, "target ", target, "A ", left, "B ", right, "temperature ", temp),
     h("div", { class: "toolbar" }, prompt, tracked, send),
-    h("div", { class: "row" }, [0, 1].map((i) => h("div", {}, h("strong", { text: i ? "B" : "A" }), outs[i], errs[i]))));
+    h("div", { class: "row" },
+      [0, 1].map((i) => h("div", {}, h("strong", { text: i ? "B" : "A" }), outs[i], errs[i]))));
   return {
     el,
     tryVersion(versionId) {

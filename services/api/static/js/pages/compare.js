@@ -34,7 +34,10 @@ async function sideBySide(box, res, ex) {
       const last = hists[i].history[hists[i].history.length - 1] || {};
       return h("div", { "data-testid": "compare-side" },
         h("h3", { text: `${res.jobs[i].letter} ${run.job_id}: ${state(run)}` }),
-        h("div", { class: "muted", text: `step ${last.step ?? "–"} · loss ${fmt(last.loss)} · f1 ${fmt(last.f1)}` }),
+        h("div", {
+          class: "muted",
+          text: `step ${last.step ?? "–"} · loss ${fmt(last.loss)} · f1 ${fmt(last.f1)}`,
+        }),
         h("div", { class: "pre", text: last.prediction ?? "" }), renderDiff(last.diff));
     })));
 }
@@ -50,12 +53,21 @@ export async function render(main, ids) {
     section.append(h("p", { class: "error", "data-testid": "compare-error", text: e.message }));
     return null;
   }
-  const detail = h("div", { "data-testid": "compare-detail" }, h("p", { class: "muted", text: "Pick an example to see each run's prediction." }));
-  const charts = [overlay("loss", res, "loss"), overlay("exact", res, "exact"), overlay("learned", res, "learned")];
+  const detail = h("div", { "data-testid": "compare-detail" },
+    h("p", { class: "muted", text: "Pick an example to see each run's prediction." }));
+  const charts = [
+    overlay("loss", res, "loss"), overlay("exact", res, "exact"), overlay("learned", res, "learned"),
+  ];
+  const runsLine = res.jobs
+    .map((j) => `${j.letter} = ${j.job_id} (${j.n_examples} tracked, last step ${j.last_step})`)
+    .join(" · ");
+  const axis = res.axis === "step" ? "step" : "fraction of training";
   section.append(
     ...res.warnings.map((w) => h("p", { class: "warn", text: `warning: ${w}` })),
-    h("p", { class: "muted", text: res.jobs.map((j) => `${j.letter} = ${j.job_id} (${j.n_examples} tracked, last step ${j.last_step})`).join(" · ")
-      + ` · ${res.count} shared, ${res.changed} changed state · x axis: ${res.axis === "step" ? "step" : "fraction of training"}` }),
+    h("p", {
+      class: "muted",
+      text: runsLine + ` · ${res.count} shared, ${res.changed} changed state · x axis: ${axis}`,
+    }),
     h("div", { class: "row", "data-testid": "compare-chart" }, charts.map((c) => c.el)));
   const letters = res.jobs.map((j) => j.letter);
   const rows = table([
@@ -66,7 +78,8 @@ export async function render(main, ids) {
     ...letters.slice(1).map((l, i) => ({ label: `Δf1 ${l}-A`, value: (x) => fmt(x.deltas[i].f1) })),
   ], res.examples, { onRow: (x) => sideBySide(detail, res, x) });
   rows.setAttribute("data-testid", "compare-table");
-  main.append(h("div", { class: "row" }, h("section", {}, h("h2", { text: "Examples, largest change first" }), rows),
+  main.append(h("div", { class: "row" },
+    h("section", {}, h("h2", { text: "Examples, largest change first" }), rows),
     h("section", {}, h("h2", { text: "Side by side" }), detail)));
   return () => charts.forEach((c) => c.destroy());
 }

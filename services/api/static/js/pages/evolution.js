@@ -17,10 +17,18 @@ export async function render(main, [jobId, idxParam]) {
   const jobs = (await maybe("/api/evolution", { data: [] })).data;
   if (!jobId && jobs.length) jobId = jobs[0].job_id;
   const title = h("h2", { text: "Evolution" });
-  const other = h("select", { "aria-label": "compare with" }, jobs.filter((j) => j.job_id !== jobId).map((j) => h("option", { value: j.job_id, text: j.job_id })));
-  const go = h("button", { "data-testid": "compare-go", disabled: jobs.length < 2,
-    onclick: () => { location.hash = `#/evolution/compare/${encodeURIComponent(`${jobId},${other.value}`)}`; } }, "compare");
-  main.append(h("section", {}, h("div", { class: "toolbar" }, title, jobPicker(jobs, jobId), "compare with ", other, go)));
+  const others = jobs.filter((j) => j.job_id !== jobId);
+  const other = h("select", { "aria-label": "compare with" },
+    others.map((j) => h("option", { value: j.job_id, text: j.job_id })));
+  const go = h("button", {
+    "data-testid": "compare-go",
+    disabled: jobs.length < 2,
+    onclick: () => {
+      location.hash = `#/evolution/compare/${encodeURIComponent(`${jobId},${other.value}`)}`;
+    },
+  }, "compare");
+  main.append(h("section", {},
+    h("div", { class: "toolbar" }, title, jobPicker(jobs, jobId), "compare with ", other, go)));
   if (!jobId) {
     const text = "No snapshots yet: they appear as checkpoints are evaluated.";
     main.append(h("p", { class: "muted", text }));
