@@ -3,12 +3,14 @@ as the user sent them (a refused upload never shows a server path)."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import UploadFile
 
@@ -27,6 +29,17 @@ class Upload:
     @property
     def stem(self) -> str:
         return Path(self.path.name).stem
+
+
+def spec_overrides(spec: str) -> dict[str, Any]:
+    """The ``spec`` form field of an upload: a JSON object of JobSpec overrides, else a 422 saying why."""
+    try:
+        overrides = json.loads(spec)
+    except ValueError as exc:
+        raise BadInput(f"spec: not JSON ({exc})") from exc
+    if not isinstance(overrides, dict):
+        raise BadInput("spec: must be a JSON object")
+    return overrides
 
 
 def safe_filename(name: str) -> str:

@@ -22,7 +22,7 @@ from services.deployer.state import DeployerState
 from services.deployer.target import TargetClient
 
 __all__ = [
-    "DeployerError", "DeployerState", "DeploymentNotFoundError", "DeploymentsProjection", "TargetClient", "InvalidRequestError", "PreflightError",
-    "TargetError", "UnknownTargetError", "VerificationError", "current", "get_deployment", "list_deployments",
-    "request_deployment", "rollback", "upload_adapter",
+    "DeployerError", "DeployerState", "DeploymentNotFoundError", "DeploymentsProjection", "InvalidRequestError",
+    "PreflightError", "TargetClient", "TargetError", "UnknownTargetError", "VerificationError", "current",
+    "get_deployment", "list_deployments", "request_deployment", "rollback", "upload_adapter",
 ]

@@ -97,12 +97,7 @@ def submit_upload(
     source: Annotated[str, Form(pattern="^(api|cli|ui)$")] = "api",
 ) -> dict:
     """Upload a dataset file and queue a job on it (the dataset is validated and stored in the registry)."""
-    try:
-        overrides = json.loads(spec)
-    except ValueError as exc:
-        raise BadInput(f"spec: not JSON ({exc})") from exc
-    if not isinstance(overrides, dict):
-        raise BadInput("spec: must be a JSON object")
+    overrides = uploads.spec_overrides(spec)
     upload = uploads.save(settings.uploads_dir, file)
     with uploads.named_as_sent(upload):
         job_id = _submit(settings, r, s3, upload.path, overrides, priority, name or upload.stem,

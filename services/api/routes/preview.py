@@ -5,7 +5,6 @@ Both run ``services.trainer.preview``, the training code path itself (features +
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from services.api import uploads
 from services.api.deps import READ, WRITE, RedisDep, S3Dep, SettingsDep
-from services.api.exceptions import BadInput, Conflict
+from services.api.exceptions import Conflict
 from services.api.problems import NOT_FOUND, READ_ERRORS, WRITE_ERRORS
 from services.api.routes.jobs import load_job
 from services.api.schemas_preview import PreviewPublic
@@ -45,12 +44,7 @@ def upload_preview(
     n: Annotated[int, Form(ge=1, le=64)] = 8,
 ) -> dict[str, Any]:
     """Preview a dataset before submitting it: nothing is stored or queued."""
-    try:
-        overrides = json.loads(spec)
-    except ValueError as exc:
-        raise BadInput(f"spec: not JSON ({exc})") from exc
-    if not isinstance(overrides, dict):
-        raise BadInput("spec: must be a JSON object")
+    overrides = uploads.spec_overrides(spec)
     job_spec = trainer.parse_spec(overrides)
     upload = uploads.save(Path(settings.uploads_dir) / "preview", file)
     try:
