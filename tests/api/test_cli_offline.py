@@ -41,7 +41,7 @@ def sample_args(tmp: Path) -> dict[tuple[str, ...], list[str]]:
     (folder / "adapter_model.safetensors").write_bytes(b"weights")
     job, vid = ["job-0001"], ["adapter-0001"]
     args = {("submit",): [str(DEMO)], ("jobs",): [], ("queue",): [], ("priority",): [*job, "high"],
-            ("logs",): [*job, "--follow"], ("evolution", "list"): [], ("evolution", "show"): job,
+            ("logs",): [*job, "--follow"], ("evolution", "list"): [], ("evolution", "show"): job, ("evolution", "compare"): [*job, "job-0002"],
             ("deploy",): [*vid, "local"], ("rollback",): ["local"], ("deployments",): [],
             ("versions", "list"): [], ("versions", "alias"): ["mine", *vid],
             ("versions", "export"): [*vid, str(tmp / "out")], ("registry", "inventory"): [],
