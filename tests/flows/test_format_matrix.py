@@ -174,10 +174,11 @@ class Running:
 def running(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Running]:
     state_dir = tmp_path_factory.mktemp("matrix") / "state"
     settings = StackSettings(dev=True, state_dir=state_dir, api_port=free_port(), redis_port=free_port(),
-                             s3_port=free_port(), inference_port=free_port(), dashboard_port=free_port())
+                             s3_port=free_port(), inference_port=free_port(), dashboard_port=free_port(),
+                             inbox_dir=state_dir / "inbox", control_dir=state_dir / "control")
     try:
         state = Stack(settings, base_model=str(tiny_model)).up()
-        yield Running(state, state_dir / "inbox", tiny_model)
+        yield Running(state, Path(state.inbox_dir), tiny_model)
     finally:
         down(state_dir)
 
