@@ -38,8 +38,8 @@ class OomOnce:
         self.forwards = 0
         self.raised = 0
 
-    def __call__(self, spec: Any, device: str) -> tuple[Any, Any]:
-        model, tokenizer = self.build(spec, device)
+    def __call__(self, spec: Any, device: str, *init: Any) -> tuple[Any, Any]:
+        model, tokenizer = self.build(spec, device, *init)  # init: the init_from version and its kind
         model.register_forward_pre_hook(self._hook)
         return model, tokenizer
 
