@@ -14,8 +14,9 @@ from services.trainer import queueing
 from services.trainer.submit import submit_job
 from shared import streams
 from shared.bus import read_all
-from shared.settings import TrainerSettings
+from shared.settings import TrainerSettings, as_env
 from shared.storage import s3_client
+from tests.support.trainer import make_settings, tiny_spec
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog near the river bank every morning.",
@@ -27,17 +28,15 @@ TEXTS = [
 
 @pytest.fixture
 def settings(settings_kwargs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrainerSettings:
-    kw = {**settings_kwargs, "checkpoints_dir": tmp_path / "ckpt", "inbox_dir": tmp_path / "inbox",
-          "control_dir": tmp_path / "control"}
-    for k, v in kw.items():
-        monkeypatch.setenv(f"TRAINYARD_{k.upper()}", str(v))
-    return TrainerSettings(**kw)
+    """Trainer settings, also in the environment (``run_job`` loads its settings from there)."""
+    s = make_settings(settings_kwargs, tmp_path)
+    for k, v in as_env(s).items():
+        monkeypatch.setenv(k, v)
+    return s
 
 
 def spec(tiny_model: Path, **kw: object) -> dict:
-    return {"base_model": str(tiny_model), "lr": 3e-3, "max_steps": 2, "checkpoint_every": 2, "log_every": 1,
-            "batch_size": 2, "grad_accum": 1, "warmup_steps": 0, "tracked": {"count": 2}, "device": "cpu",
-            "max_seq_len": 64, **kw}
+    return tiny_spec(tiny_model, max_steps=2, checkpoint_every=2, batch_size=2, tracked={"count": 2}, **kw)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
